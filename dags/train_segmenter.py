@@ -1,0 +1,34 @@
+"""Weekly (and on-demand) training of the LSTM segmenter.
+
+features as of ds -> validate -> train teacher + student, evaluate, register in MLflow as challenger,
+promote to champion only if its macro-F1 on the same held-out users is not worse.
+Trigger by hand with ``airflow dags trigger train_segmenter`` (logical date = the as-of date).
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable
+
+from _common import DEFAULT_ARGS, START_DATE, SETTINGS, cli_stage, spark_stage
+
+DS = "{{ ds }}"
+
+with DAG(
+    dag_id="train_segmenter",
+    description="Train, evaluate, register and (gated) promote the user segmenter",
+    # Weekly, Sunday's data interval; manual triggers work at any time.
+    schedule=CronDataIntervalTimetable("0 0 * * 0", timezone="UTC"),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["segments", "training"],
+    doc_md=__doc__,
+) as dag:
+    build_features = spark_stage("build_features", "features", "--ds", DS)
+    validate_features = spark_stage("validate_features", "validate", "--table", "features.user_features",
+                                    "--ds", DS)
+    train = cli_stage("train", "train", "--ds", DS,
+                      outlets=[Asset(name="mlflow.user_segmenter", uri=f"mlflow://models/{SETTINGS.model_name}")])
+
+    build_features >> validate_features >> train

@@ -1,0 +1,39 @@
+"""Segment tables derived from the day's labels: per-segment profiles (size, share, feature means)."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from segments import catalog
+
+# Profile column -> feature it averages (declared in the catalog's segments.segment_profiles).
+PROFILE_MEANS = {
+    "avg_recency_days": "recency_days",
+    "avg_orders_90d": "orders_90d",
+    "avg_revenue_90d": "revenue_90d",
+    "avg_views_30d": "views_30d",
+    "avg_discount_share_90d": "discount_share_90d",
+    "avg_activity_trend": "activity_trend",
+}
+
+
+def segment_profiles(segments: DataFrame, features: DataFrame) -> DataFrame:
+    """One row per (ds, segment): users, share of all scored users, mean confidence and key features."""
+    joined = segments.join(features.drop("ds"), "user_id", "inner")
+    per_segment = joined.groupBy("ds", "segment_id", "segment_name").agg(
+        F.count(F.lit(1)).alias("users"),
+        F.avg("confidence").alias("avg_confidence"),
+        *[F.avg(src).alias(dst) for dst, src in PROFILE_MEANS.items()],
+        F.max("model_version").alias("model_version"),
+    )
+    total = F.sum("users").over(Window.partitionBy("ds"))
+    return per_segment.withColumn("share", F.col("users") / total)
+
+
+def build_profiles(spark: SparkSession, ds: str) -> int:
+    """Write segments.segment_profiles for ds; returns the number of segments."""
+    segments = catalog.read_spark(spark, "segments.user_segments", ds=ds)
+    features = catalog.read_spark(spark, "features.user_features", ds=ds)
+    catalog.write_spark(segment_profiles(segments, features), "segments.segment_profiles")
+    return catalog.read_spark(spark, "segments.segment_profiles", ds=ds).count()

@@ -1,0 +1,184 @@
+"""Great Expectations gates: validate one table partition against its suite in ``expectations/``.
+
+Suites are versioned JSON files (GX's own suite format), one per table, loaded fresh on every run so
+the repository is the source of truth. Results land in Data Docs under ``<SEGMENTS_HOME>/gx`` and as a
+row of ``quality.validation_results``. A failed gate raises ``ValidationFailed`` whose message names
+the table, ds, each failed expectation with its column, and the unexpected count.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+
+from segments import catalog
+from segments import settings as settings_mod
+from segments.errors import PlatformError
+from segments.settings import REPO_ROOT
+
+log = logging.getLogger(__name__)
+
+SUITES_DIR = REPO_ROOT / "expectations"
+_DATASOURCE = "warehouse"
+
+
+class ValidationFailed(PlatformError):
+    """Bad input: the partition did not pass its expectation suite."""
+
+    hint = "nothing downstream was written; fix the input partition and rerun this date (Data Docs show details)"
+
+
+@dataclass
+class FailedExpectation:
+    expectation: str
+    column: str | None
+    unexpected_count: int | None
+    element_count: int | None
+
+    def describe(self) -> str:
+        col = f"(column={self.column})" if self.column else ""
+        if self.unexpected_count is None:
+            return f"{self.expectation}{col}"
+        return f"{self.expectation}{col}: {self.unexpected_count} unexpected of {self.element_count} rows"
+
+
+@dataclass
+class ValidationOutcome:
+    table: str
+    ds: str
+    rows: int
+    evaluated: int
+    failures: list[FailedExpectation] = field(default_factory=list)
+    data_docs: str | None = None
+
+    @property
+    def success(self) -> bool:
+        return not self.failures
+
+    def message(self) -> str:
+        if self.success:
+            return f"{self.table} ds={self.ds}: all {self.evaluated} expectations passed on {self.rows} rows"
+        details = "; ".join(f.describe() for f in self.failures)
+        return (
+            f"{self.table} ds={self.ds}: {len(self.failures)} of {self.evaluated} expectations failed: "
+            f"{details}"
+        )
+
+
+def suite_path(table_name: str) -> Path:
+    return SUITES_DIR / f"{table_name}.json"
+
+
+def load_suite_spec(table_name: str) -> dict:
+    path = suite_path(table_name)
+    if not path.exists():
+        known = sorted(p.stem for p in SUITES_DIR.glob("*.json"))
+        raise KeyError(f"no expectation suite for {table_name}; suites exist for: {', '.join(known)}")
+    return json.loads(path.read_text())
+
+
+def _context():
+    import great_expectations as gx
+
+    s = settings_mod.load()
+    s.gx_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    return gx.get_context(mode="file", project_root_dir=str(s.gx_dir))
+
+
+def validate_dataframe(df: DataFrame, table_name: str, ds: str) -> ValidationOutcome:
+    """Run the table's suite on ``df`` (one partition) and build Data Docs."""
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    spec = load_suite_spec(table_name)
+    context = _context()
+    source = context.data_sources.add_or_update_spark(name=_DATASOURCE)
+    asset = next((a for a in source.assets if a.name == table_name), None) or source.add_dataframe_asset(
+        name=table_name
+    )
+    batch = next((b for b in asset.batch_definitions if b.name == "partition"), None)
+    batch = batch or asset.add_batch_definition_whole_dataframe("partition")
+    suite = context.suites.add_or_update(gx.ExpectationSuite(**spec))
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=table_name, data=batch, suite=suite)
+    )
+    checkpoint = context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=table_name,
+            validation_definitions=[definition],
+            actions=[UpdateDataDocsAction(name="data_docs")],
+            result_format={"result_format": "SUMMARY"},
+        )
+    )
+    df = df.cache()
+    rows = df.count()
+    result = checkpoint.run(batch_parameters={"dataframe": df}, run_id=None)
+    df.unpersist()
+    validation = next(iter(result.run_results.values()))
+    failures = []
+    for r in validation.results:
+        if r.success:
+            continue
+        cfg = r.expectation_config
+        res = r.result or {}
+        failures.append(
+            FailedExpectation(
+                expectation=cfg.type,
+                column=cfg.kwargs.get("column"),
+                unexpected_count=res.get("unexpected_count"),
+                element_count=res.get("element_count"),
+            )
+        )
+    docs = context.get_docs_sites_urls()
+    return ValidationOutcome(
+        table=table_name,
+        ds=ds,
+        rows=rows,
+        evaluated=len(validation.results),
+        failures=failures,
+        data_docs=docs[0]["site_url"] if docs else None,
+    )
+
+
+def validate(spark: SparkSession, table_name: str, ds: str) -> ValidationOutcome:
+    """Gate one partition: record the outcome, raise ``ValidationFailed`` if it did not pass."""
+    df = catalog.read_spark(spark, table_name, ds=ds)
+    if df.isEmpty():
+        outcome = ValidationOutcome(table_name, ds, rows=0, evaluated=0,
+                                    failures=[FailedExpectation("partition_has_rows", None, None, None)])
+    else:
+        outcome = validate_dataframe(df, table_name, ds)
+    record(outcome)
+    if not outcome.success:
+        raise ValidationFailed(outcome.message())
+    log.info(outcome.message())
+    return outcome
+
+
+def record(outcome: ValidationOutcome) -> None:
+    """Upsert this table's row in quality.validation_results for ds (other tables' rows are kept)."""
+    name = "quality.validation_results"
+    try:
+        existing = catalog.read_arrow(name, outcome.ds).to_pylist()
+    except catalog.TableNotFound:
+        existing = []
+    rows = [r for r in existing if r["table_name"] != outcome.table]
+    rows.append(
+        {
+            "table_name": outcome.table,
+            "suite": outcome.table,
+            "success": outcome.success,
+            "expectations": outcome.evaluated,
+            "failed": len(outcome.failures),
+            "rows": outcome.rows,
+            "summary": outcome.message(),
+        }
+    )
+    catalog.write_arrow(name, pa.Table.from_pylist(rows, schema=catalog.table(name).arrow_schema()), outcome.ds)

@@ -1,0 +1,42 @@
+"""The one place that builds a SparkSession."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+from segments import settings as settings_mod
+
+
+def build_spark(app_name: str = "segments") -> SparkSession:
+    """Build (or reuse) the session.
+
+    Under spark-submit the master and resources come from the submit command (Airflow's Spark
+    connection); run directly, the master comes from ``SEGMENTS_SPARK_MASTER``. Python workers must
+    run this interpreter (the job env), or they start the system python and fail on imports.
+    """
+    s = settings_mod.load()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
+        .config("spark.sql.shuffle.partitions", str(s.spark_shuffle_partitions))
+        .config("spark.sql.adaptive.enabled", "true")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        # Keep Spark's own warehouse dir out of the working directory.
+        .config("spark.sql.warehouse.dir", str(s.home / "tmp" / "spark-warehouse"))
+    )
+    # spark-submit starts the JVM first and hands Python its gateway; then the submit command
+    # (Airflow's Spark connection) owns master and memory.
+    if not os.environ.get("PYSPARK_GATEWAY_PORT"):
+        builder = builder.master(s.spark_master).config("spark.driver.memory", s.spark_driver_memory)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+

@@ -1,0 +1,358 @@
+"""The table catalog: every warehouse table declared once, and all warehouse I/O.
+
+Schemas are data (column name -> type name); Spark and Arrow schemas are derived from them. Every
+partitioned table is partitioned by ``ds`` (a ``YYYY-MM-DD`` string, Hive layout
+``<warehouse>/<layer>/<table>/ds=YYYY-MM-DD/``). Writes replace whole ``ds`` partitions, so reruns and
+backfills never duplicate rows. Jobs never build paths by hand: they call the functions here.
+
+PySpark is imported lazily so that the trainer (no JVM) can use the Arrow side.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from segments import settings as settings_mod
+from segments.errors import PlatformError
+from segments.settings import FEATURE_WINDOWS
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+
+PARTITION_COLUMN = "ds"
+
+_SPARK_DDL = {
+    "string": "STRING",
+    "int": "INT",
+    "long": "BIGINT",
+    "double": "DOUBLE",
+    "bool": "BOOLEAN",
+    "timestamp": "TIMESTAMP",
+    "array<double>": "ARRAY<DOUBLE>",
+}
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str  # "<layer>.<table>"
+    columns: tuple[tuple[str, str], ...]  # data columns (ds excluded), in storage order
+    key: tuple[str, ...]  # unique per partition
+    partitioned: bool = True
+    description: str = ""
+
+    @property
+    def layer(self) -> str:
+        return self.name.split(".")[0]
+
+    @property
+    def short_name(self) -> str:
+        return self.name.split(".")[1]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c for c, _ in self.columns]
+
+    def all_columns(self) -> list[str]:
+        return self.column_names + ([PARTITION_COLUMN] if self.partitioned else [])
+
+    def spark_ddl(self, with_partition: bool = True, only: Iterable[str] | None = None) -> str:
+        """Spark DDL of the table (or of the columns ``only``, in that order)."""
+        types = dict(self.columns)
+        names = list(only) if only is not None else self.column_names
+        cols = [f"`{c}` {_SPARK_DDL[types[c]]}" for c in names]
+        if self.partitioned and with_partition and only is None:
+            cols.append(f"`{PARTITION_COLUMN}` STRING")
+        return ", ".join(cols)
+
+    def arrow_schema(self, with_partition: bool = False) -> "pa.Schema":
+        import pyarrow as pa
+
+        types = {
+            "string": pa.string(),
+            "int": pa.int32(),
+            "long": pa.int64(),
+            "double": pa.float64(),
+            "bool": pa.bool_(),
+            "timestamp": pa.timestamp("us", tz="UTC"),
+            "array<double>": pa.list_(pa.float64()),
+        }
+        fields = [pa.field(c, types[t]) for c, t in self.columns]
+        if self.partitioned and with_partition:
+            fields.append(pa.field(PARTITION_COLUMN, pa.string()))
+        return pa.schema(fields)
+
+
+def _cols(spec: str) -> tuple[tuple[str, str], ...]:
+    """Parse 'name:type, name:type' (keeps the declarations below readable)."""
+    out = []
+    for item in spec.split(","):
+        name, _, typ = item.strip().partition(":")
+        out.append((name.strip(), typ.strip()))
+    return tuple(out)
+
+
+# --- the feature contract between jobs/ (writes it) and ml/ (reads it) -----------------------------
+# Channels of the daily behaviour sequence, in the fixed order the LSTM reads them (oldest day first).
+SEQUENCE_CHANNELS: tuple[str, ...] = (
+    "seq_sessions",
+    "seq_views",
+    "seq_searches",
+    "seq_add_to_carts",
+    "seq_purchases",
+    "seq_revenue",
+    "seq_dwell_minutes",
+)
+WINDOWED_MEASURES = ("active_days", "sessions", "views", "add_to_carts", "purchases", "orders", "revenue")
+NUMERIC_FEATURES: tuple[str, ...] = (
+    "recency_days",
+    "purchase_recency_days",
+    *[f"{m}_{w}d" for w in FEATURE_WINDOWS for m in WINDOWED_MEASURES],
+    "dwell_per_view_30d",
+    "view_to_cart_30d",
+    "cart_to_purchase_30d",
+    "discount_share_90d",
+    "avg_order_value_90d",
+    "activity_trend",
+    "spend_trend",
+    "age",
+    "tenure_days",
+)
+CATEGORICAL_FEATURES: tuple[str, ...] = ("gender", "occupation", "city_tier", "device")
+UNKNOWN = "unknown"
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in [
+        Table(
+            "raw.events",
+            _cols(
+                "event_id:string, user_id:string, event_ts:timestamp, event_type:string, product_id:string,"
+                " category:string, price:double, quantity:int, session_id:string, dwell_seconds:double,"
+                " device:string"
+            ),
+            key=("event_id",),
+            description="Clickstream events, partitioned by the UTC date they arrived.",
+        ),
+        Table(
+            "raw.orders",
+            _cols(
+                "order_id:string, user_id:string, order_ts:timestamp, amount:double, item_count:int,"
+                " discount_amount:double, status:string"
+            ),
+            key=("order_id",),
+            description="Orders (status completed/cancelled/refunded).",
+        ),
+        Table(
+            "raw.users",
+            _cols(
+                "user_id:string, signup_ts:timestamp, birth_year:int, gender:string, occupation:string,"
+                " city_tier:string"
+            ),
+            key=("user_id",),
+            description="Daily snapshot of user attributes (attributes may be missing).",
+        ),
+        Table(
+            "eval.planted_personas",
+            _cols("user_id:string, persona:string"),
+            key=("user_id",),
+            partitioned=False,
+            description="Persona planted by the synthetic generator. Read by evaluation code only.",
+        ),
+        Table(
+            "features.user_daily",
+            _cols(
+                "user_id:string, sessions:long, views:long, searches:long, add_to_carts:long,"
+                " remove_from_carts:long, purchases:long, distinct_products:long, distinct_categories:long,"
+                " dwell_seconds:double, orders:long, revenue:double, discount_amount:double, device:string"
+            ),
+            key=("user_id",),
+            description="One row per user and day of activity (cleaned events and completed orders).",
+        ),
+        Table(
+            "features.user_features",
+            (
+                ("user_id", "string"),
+                *[(c, "double") for c in NUMERIC_FEATURES],
+                *[(c, "string") for c in CATEGORICAL_FEATURES],
+                *[(c, "array<double>") for c in SEQUENCE_CHANNELS],
+            ),
+            key=("user_id",),
+            description="One row per user active in the 90 days up to ds; training and scoring read it.",
+        ),
+        Table(
+            "segments.user_segments",
+            _cols(
+                "user_id:string, segment_id:int, segment_name:string, confidence:double,"
+                " probabilities:array<double>, model_name:string, model_version:string"
+            ),
+            key=("user_id",),
+            description="The segment label of every user of features.user_features for ds.",
+        ),
+        Table(
+            "segments.segment_profiles",
+            _cols(
+                "segment_id:int, segment_name:string, users:long, share:double, avg_confidence:double,"
+                " avg_recency_days:double, avg_orders_90d:double, avg_revenue_90d:double,"
+                " avg_views_30d:double, avg_discount_share_90d:double, avg_activity_trend:double,"
+                " model_version:string"
+            ),
+            key=("segment_id",),
+            description="Per ds and segment: size, share and the mean of key features.",
+        ),
+        Table(
+            "quality.validation_results",
+            _cols(
+                "table_name:string, suite:string, success:bool, expectations:long, failed:long,"
+                " rows:long, summary:string"
+            ),
+            key=("table_name",),
+            description="Great Expectations outcome per validated table and ds.",
+        ),
+    ]
+}
+
+
+class TableNotFound(PlatformError):
+    """A table or partition the job needs does not exist yet."""
+
+    hint = "seed a warehouse (segments seed) or build the upstream stage for that date first"
+
+
+def table(name: str) -> Table:
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise KeyError(f"unknown table {name!r}; known: {', '.join(sorted(TABLES))}") from None
+
+
+def warehouse_root() -> str:
+    return settings_mod.load().warehouse
+
+
+def table_path(name: str) -> str:
+    t = table(name)
+    return os.path.join(warehouse_root(), t.layer, t.short_name)
+
+
+def partition_path(name: str, ds: str) -> str:
+    return os.path.join(table_path(name), f"{PARTITION_COLUMN}={ds}")
+
+
+def partitions(name: str) -> list[str]:
+    """The ds values present for a table, sorted (local filesystem warehouse)."""
+    root = Path(table_path(name))
+    if not root.is_dir():
+        return []
+    prefix = f"{PARTITION_COLUMN}="
+    return sorted(
+        p.name[len(prefix):]
+        for p in root.iterdir()
+        if p.is_dir() and p.name.startswith(prefix) and any(f.suffix == ".parquet" for f in p.iterdir())
+    )
+
+
+# --- Spark side ------------------------------------------------------------------------------------
+def read_spark(
+    spark: "SparkSession",
+    name: str,
+    ds: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> "DataFrame":
+    """Read a table with its declared schema; ``ds`` selects one partition, [since, until) a window.
+
+    Filters are on the partition column, so Spark prunes directories instead of scanning the table.
+    """
+    from pyspark.sql import functions as F
+
+    t = table(name)
+    path = table_path(name)
+    if not os.path.isdir(path):
+        raise TableNotFound(f"table {name} does not exist yet (looked in {path})")
+    df = spark.read.schema(t.spark_ddl()).option("basePath", path).parquet(path)
+    if ds is not None:
+        df = df.where(F.col(PARTITION_COLUMN) == ds)
+    if since is not None:
+        df = df.where(F.col(PARTITION_COLUMN) >= since)
+    if until is not None:
+        df = df.where(F.col(PARTITION_COLUMN) < until)
+    return df
+
+
+def conform(df: "DataFrame", name: str) -> "DataFrame":
+    """Select the declared columns in order, cast to the declared types (fails on a missing column)."""
+    from pyspark.sql import functions as F
+
+    t = table(name)
+    missing = [c for c in t.all_columns() if c not in df.columns]
+    if missing:
+        raise ValueError(f"{name}: DataFrame lacks declared columns {missing}")
+    types = dict(t.columns) | ({PARTITION_COLUMN: "string"} if t.partitioned else {})
+    return df.select([F.col(c).cast(_SPARK_DDL[types[c]]).alias(c) for c in t.all_columns()])
+
+
+def write_spark(df: "DataFrame", name: str) -> None:
+    """Replace exactly the ds partitions present in ``df`` (dynamic partition overwrite)."""
+    t = table(name)
+    out = conform(df, name)
+    writer = out.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
+    if t.partitioned:
+        writer = writer.partitionBy(PARTITION_COLUMN)
+    writer.parquet(table_path(name))
+
+
+# --- Arrow / pandas side (generator, trainer, publisher) --------------------------------------------
+def read_arrow(name: str, ds: str | None = None, columns: Iterable[str] | None = None) -> "pa.Table":
+    """Read one partition (or an unpartitioned table) as Arrow, with the declared schema."""
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+
+    t = table(name)
+    if t.partitioned and ds is None:
+        raise ValueError(f"{name} is partitioned by ds: pass ds")
+    path = partition_path(name, ds) if t.partitioned else table_path(name)
+    if not os.path.isdir(path):
+        hint = f" for ds={ds}" if ds else ""
+        raise TableNotFound(f"table {name} has no data{hint} (looked in {path})")
+    cols = list(columns) if columns is not None else t.column_names
+    data_cols = [c for c in cols if c != PARTITION_COLUMN]
+    dataset = pads.dataset(path, format="parquet", schema=t.arrow_schema())
+    result = dataset.to_table(columns=data_cols)
+    if t.partitioned and PARTITION_COLUMN in cols:
+        result = result.append_column(PARTITION_COLUMN, pa.array([ds] * result.num_rows, pa.string()))
+    return result
+
+
+def read_pandas(name: str, ds: str | None = None, columns: Iterable[str] | None = None) -> "pd.DataFrame":
+    return read_arrow(name, ds, columns).to_pandas()
+
+
+def write_arrow(name: str, data: "pa.Table", ds: str | None = None) -> None:
+    """Replace one partition (or the whole unpartitioned table) with ``data``.
+
+    The new files are written beside the old ones and swapped in by rename, so a crash mid-write
+    leaves the previous version in place.
+    """
+    import pyarrow.parquet as pq
+
+    t = table(name)
+    if t.partitioned and ds is None:
+        raise ValueError(f"{name} is partitioned by ds: pass ds")
+    target = Path(partition_path(name, ds) if t.partitioned else table_path(name))
+    schema = t.arrow_schema()
+    data = data.select(t.column_names).cast(schema)
+    staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    staging.mkdir(parents=True)
+    pq.write_table(data, staging / "part-00000.parquet", compression="snappy")
+    trash = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
+    if target.exists():
+        target.rename(trash)
+    staging.rename(target)
+    shutil.rmtree(trash, ignore_errors=True)

@@ -1,0 +1,234 @@
+"""``segments``: the one command line of the platform. Airflow tasks call the same subcommands.
+
+Heavy libraries (Spark, TensorFlow, GX) are imported inside the subcommand that needs them, so
+``segments --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+import time
+from typing import Callable
+
+from segments.errors import PlatformError
+
+log = logging.getLogger("segments")
+
+VALIDATED_TABLES = ("raw.events", "features.user_features", "segments.user_segments")
+
+
+def _date(value: str) -> str:
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {value}")
+    return number
+
+
+def _spark():
+    from jobs.session import build_spark
+
+    return build_spark()
+
+
+def _step(name: str) -> Callable[[str], None]:
+    start = time.monotonic()
+
+    def done(message: str) -> None:
+        print(f"[{name}] {message} ({time.monotonic() - start:.1f}s)", flush=True)
+
+    return done
+
+
+# --- subcommands ------------------------------------------------------------------------------------
+def cmd_seed(args: argparse.Namespace) -> None:
+    from segments.synthetic import generate
+
+    done = _step("seed")
+    summary = generate(users=args.users, days=args.days, end_date=args.end_date, seed=args.seed,
+                       progress=not args.quiet)
+    personas = ", ".join(f"{k}={v}" for k, v in sorted(summary.persona_counts.items()))
+    done(f"{summary.users} users x {summary.days} days ({summary.start_date} .. {summary.end_date}): "
+         f"{summary.events} events, {summary.orders} orders; personas: {personas}")
+
+
+def cmd_features(args: argparse.Namespace, spark=None) -> None:
+    from jobs.features import build_features
+
+    done = _step("features")
+    summary = build_features(spark or _spark(), args.ds)
+    built = summary.daily_dates_built
+    span = built[0] if len(built) == 1 else f"{len(built)} dates {built[0]} .. {built[-1]}"
+    done(f"features.user_daily built for {span}; features.user_features ds={args.ds}: "
+         f"{summary.active_users} active users")
+
+
+def cmd_validate(args: argparse.Namespace, spark=None) -> None:
+    from jobs.quality import validate
+
+    done = _step("validate")
+    outcome = validate(spark or _spark(), args.table, args.ds)
+    done(outcome.message())
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from ml.train import train
+
+    done = _step("train")
+    result = train(args.ds, epochs=args.epochs, seed=args.seed, verbose=0 if args.quiet else 2)
+    metrics = ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items()) if isinstance(v, float))
+    sizes = ", ".join(f"{k}={v}" for k, v in result.segment_sizes.items())
+    done(f"registered version {result.model_version} (run {result.run_id}); {metrics}")
+    print(f"  segments: {sizes}")
+    print(f"  promotion: {'champion' if result.promoted else 'stays challenger'} - {result.reason}")
+
+
+def cmd_score(args: argparse.Namespace, spark=None) -> None:
+    from jobs.score import score
+
+    done = _step("score")
+    summary = score(spark or _spark(), args.ds)
+    done(f"segments.user_segments ds={args.ds}: {summary.users} users scored with "
+         f"{summary.model_name} v{summary.model_version}")
+
+
+def cmd_profiles(args: argparse.Namespace, spark=None) -> None:
+    from jobs.profiles import build_profiles
+
+    done = _step("profiles")
+    segments = build_profiles(spark or _spark(), args.ds)
+    done(f"segments.segment_profiles ds={args.ds}: {segments} segments")
+
+
+def cmd_publish(args: argparse.Namespace) -> None:
+    from jobs.publish import publish
+
+    done = _step("publish")
+    summary = publish(args.ds)
+    current = "current labels replaced" if summary.current_replaced else "older date: current labels kept"
+    done(f"{summary.users} labels and {summary.segments} profiles of ds={args.ds} -> {summary.target} "
+         f"({current})")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    """The daily chain for one date in one Spark session, without Airflow (for debugging)."""
+    spark = _spark()
+    for table, stage in [
+        ("raw.events", cmd_features),
+        ("features.user_features", cmd_score),
+        ("segments.user_segments", cmd_profiles),
+    ]:
+        cmd_validate(argparse.Namespace(table=table, ds=args.ds), spark)
+        stage(args, spark)
+    cmd_publish(args)
+
+
+def cmd_sql(args: argparse.Namespace) -> None:
+    from jobs.publish import query
+
+    columns, rows = query(args.query)
+    widths = [max([len(c)] + [len(str(r[i])) for r in rows]) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for row in rows:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)))
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    from segments import catalog, settings
+
+    s = settings.load()
+    print(f"SEGMENTS_HOME  {s.home}")
+    print(f"warehouse      {s.warehouse}")
+    print(f"MLflow         {s.mlflow_tracking_uri}")
+    print(f"BI database    {s.bi_url if not s.bi_is_postgres else 'postgresql://' + s.bi_url.split('@')[-1]}")
+    print(f"Data Docs      {s.gx_dir}")
+    print("tables:")
+    for name, table in catalog.TABLES.items():
+        parts = catalog.partitions(name) if table.partitioned else []
+        where = catalog.table_path(name)
+        span = f"{len(parts)} partitions {parts[0]} .. {parts[-1]}" if parts else ""
+        print(f"  {name:<28} {span:<44} {where}")
+
+
+# --- parser -----------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="segments",
+        description="Daily user segmentation: seed a warehouse, build features, validate, train, score, publish.",
+        epilog="Every location comes from the environment (SEGMENTS_HOME, default ./var); "
+        "see `python -m segments.settings`.",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable, help_text: str, with_ds: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if with_ds:
+            p.add_argument("--ds", type=_date, required=True, help="logical date YYYY-MM-DD (UTC day)")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("seed", cmd_seed, "Generate a deterministic synthetic warehouse (raw.events, raw.orders, "
+            "raw.users, eval.planted_personas).", with_ds=False)
+    p.add_argument("--users", type=_positive, default=3000, help="number of users (default 3000)")
+    p.add_argument("--days", type=_positive, default=120, help="number of days of history (default 120)")
+    p.add_argument("--end-date", type=_date, default="2026-06-30", help="last day generated (default 2026-06-30)")
+    p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+
+    add("features", cmd_features, "Build features.user_daily (ds, plus missing days of the 90-day window) "
+        "and features.user_features for ds with Spark.")
+    p = add("validate", cmd_validate, "Validate one table partition with its Great Expectations suite; "
+            "fails (exit 1) naming table, ds, expectation and unexpected count.")
+    p.add_argument("--table", required=True, choices=VALIDATED_TABLES, help="table to validate")
+    p = add("train", cmd_train, "Train the segmenter on features.user_features as of ds, register it in "
+            "MLflow and promote it to champion if its macro-F1 is not worse.")
+    p.add_argument("--epochs", type=_positive, default=None, help="max epochs (default SEGMENTS_TRAIN_EPOCHS)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default SEGMENTS_SEED)")
+    add("score", cmd_score, "Score every user of features.user_features for ds with the champion model "
+        "inside Spark; writes segments.user_segments.")
+    add("profiles", cmd_profiles, "Write segments.segment_profiles for ds (size, share, feature means).")
+    add("publish", cmd_publish, "Publish ds labels and profiles to the BI database in one transaction.")
+    add("run", cmd_run, "The daily chain for one date without Airflow: validate raw -> features -> validate "
+        "-> score -> validate -> profiles -> publish.")
+    p = add("sql", cmd_sql, "Run a read-only SQL query against the BI database (DuckDB or PostgreSQL).",
+            with_ds=False)
+    p.add_argument("query", help='e.g. "SELECT segment_name, count(*) FROM segments.user_segments GROUP BY 1"')
+    add("info", cmd_info, "Show where everything lives and which partitions exist.", with_ds=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("py4j", "mlflow", "great_expectations", "alembic", "urllib3", "tensorflow", "absl"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        args.func(args)
+    except PlatformError as exc:
+        if args.verbose:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""The one settings module: every location, URL and tunable, read from the environment.
+
+Defaults give the embedded platform (Parquet warehouse, SQLite MLflow, SQLite Airflow, DuckDB BI)
+under one root, ``SEGMENTS_HOME`` (default ``<repo>/var``). Setting ``SEGMENTS_HOME`` alone gives a
+completely separate platform. Stdlib only: the Airflow environment imports it at DAG parse time.
+
+Run ``python -m segments.settings`` to print the effective settings.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Fixed by the table contract, not tunable: the LSTM reads exactly this many days.
+SEQUENCE_DAYS = 28
+FEATURE_WINDOWS = (7, 30, 90)
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    warehouse: str
+    mlflow_tracking_uri: str
+    mlflow_artifact_root: str
+    airflow_home: Path
+    bi_url: str
+    gx_dir: Path
+    spark_master: str
+    spark_driver_memory: str
+    spark_shuffle_partitions: int
+    job_python: Path
+    model_name: str
+    n_segments: int
+    train_epochs: int
+    seed: int
+    airflow_parallelism: int
+
+    @property
+    def bi_is_postgres(self) -> bool:
+        return self.bi_url.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def job_bin(self) -> Path:
+        return self.job_python.parent
+
+
+def load() -> Settings:
+    """Read the settings from the environment now (tests change the environment between calls)."""
+    home = Path(_env("SEGMENTS_HOME", str(REPO_ROOT / "var"))).expanduser().resolve()
+    mlflow_dir = home / "mlflow"
+    return Settings(
+        home=home,
+        warehouse=_env("SEGMENTS_WAREHOUSE", str(home / "warehouse")),
+        mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_dir / 'mlflow.db'}"),
+        mlflow_artifact_root=_env("SEGMENTS_MLFLOW_ARTIFACTS", str(mlflow_dir / "artifacts")),
+        airflow_home=Path(_env("AIRFLOW_HOME", str(home / "airflow"))),
+        bi_url=_env("SEGMENTS_BI_URL", str(home / "bi" / "serving.duckdb")),
+        gx_dir=Path(_env("SEGMENTS_GX_DIR", str(home / "gx"))),
+        spark_master=_env("SEGMENTS_SPARK_MASTER", "local[2]"),
+        spark_driver_memory=_env("SEGMENTS_SPARK_DRIVER_MEMORY", "4g"),
+        spark_shuffle_partitions=int(_env("SEGMENTS_SPARK_SHUFFLE_PARTITIONS", "8")),
+        job_python=Path(_env("SEGMENTS_JOB_PYTHON", str(REPO_ROOT / ".venv" / "bin" / "python"))),
+        model_name=_env("SEGMENTS_MODEL_NAME", "user_segmenter"),
+        n_segments=int(_env("SEGMENTS_N_SEGMENTS", "6")),
+        train_epochs=int(_env("SEGMENTS_TRAIN_EPOCHS", "15")),
+        seed=int(_env("SEGMENTS_SEED", "42")),
+        airflow_parallelism=int(_env("SEGMENTS_AIRFLOW_PARALLELISM", "2")),
+    )
+
+
+def airflow_environment(settings: Settings | None = None) -> dict[str, str]:
+    """Environment for the Airflow processes of the embedded platform (used by bin/airflow)."""
+    s = settings or load()
+    spark_conn = (
+        '{"conn_type": "spark", "host": "%s", "extra": {"spark-binary": "spark-submit"}}' % s.spark_master
+    )
+    return {
+        "SEGMENTS_HOME": str(s.home),
+        "AIRFLOW_HOME": str(s.airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": str(s.airflow_parallelism),
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(s.airflow_parallelism),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "AIRFLOW_CONN_SPARK_DEFAULT": os.environ.get("AIRFLOW_CONN_SPARK_DEFAULT", spark_conn),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--airflow-env"]:
+        # Shell-quoted export lines; values already set in the environment win.
+        import shlex
+
+        for key, value in airflow_environment().items():
+            print(f"export {key}={shlex.quote(os.environ.get(key) or value)}")
+        return 0
+    for key, value in asdict(load()).items():
+        print(f"{key} = {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

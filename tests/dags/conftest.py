@@ -1,0 +1,1 @@
+"""DAG tests run in the Airflow environment (.venv-airflow)."""

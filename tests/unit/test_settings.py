@@ -1,0 +1,40 @@
+from pathlib import Path
+
+from segments import settings
+
+
+def test_segments_home_alone_moves_every_location(platform_home):
+    s = settings.load()
+    assert s.home == platform_home.resolve()
+    for location in (s.warehouse, s.mlflow_artifact_root, str(s.airflow_home), s.bi_url, str(s.gx_dir)):
+        assert Path(location).is_relative_to(platform_home), location
+    assert s.mlflow_tracking_uri == f"sqlite:///{platform_home.resolve()}/mlflow/mlflow.db"
+    assert not s.bi_is_postgres
+
+
+def test_each_location_overridable(platform_home, monkeypatch):
+    monkeypatch.setenv("SEGMENTS_BI_URL", "postgresql://bi@db.internal:5432/analytics")
+    monkeypatch.setenv("SEGMENTS_SPARK_MASTER", "spark://spark-master:7077")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    s = settings.load()
+    assert s.bi_is_postgres
+    assert s.spark_master == "spark://spark-master:7077"
+    assert s.mlflow_tracking_uri == "http://mlflow:5000"
+
+
+def test_defaults_are_embedded(monkeypatch):
+    for var in ("SEGMENTS_HOME", "SEGMENTS_SPARK_MASTER", "SEGMENTS_N_SEGMENTS"):
+        monkeypatch.delenv(var, raising=False)
+    s = settings.load()
+    assert s.home == settings.REPO_ROOT / "var"
+    assert s.spark_master == "local[2]" and s.n_segments == 6
+
+
+def test_airflow_environment_is_low_parallelism_and_local_spark(platform_home, monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_SPARK_DEFAULT", raising=False)
+    env = settings.airflow_environment()
+    assert env["AIRFLOW_HOME"] == str(platform_home.resolve() / "airflow")
+    assert env["AIRFLOW__CORE__PARALLELISM"] == "2"
+    assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+    assert '"host": "local[2]"' in env["AIRFLOW_CONN_SPARK_DEFAULT"]
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"].endswith("/dags")
