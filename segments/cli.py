@@ -86,7 +86,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     done = _step("train")
     result = train(args.ds, epochs=args.epochs, seed=args.seed, verbose=0 if args.quiet else 2)
-    metrics = ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items()) if isinstance(v, float))
+    headline = ("holdout_accuracy", "holdout_macro_precision", "holdout_macro_recall", "holdout_macro_f1",
+                "teacher_persona_ari", "student_persona_ari")
+    metrics = ", ".join(f"{k}={result.metrics[k]:.3f}" for k in headline if k in result.metrics)
     sizes = ", ".join(f"{k}={v}" for k, v in result.segment_sizes.items())
     done(f"registered version {result.model_version} (run {result.run_id}); {metrics}")
     print(f"  segments: {sizes}")

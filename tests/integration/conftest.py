@@ -8,6 +8,9 @@ import uuid
 
 import pytest
 
+SEED_END = "2026-03-31"
+DS = "2026-03-29"  # the model is trained as of DS; the pipeline tests score DS
+
 ADMIN_URL = os.environ.get("SEGMENTS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -29,3 +32,22 @@ def postgres_url():
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def trained_platform(tmp_path_factory, spark):
+    """One seeded (600 users x 40 days), featurised and trained platform shared by the slow tests."""
+    from segments import cli
+    from segments.synthetic import generate
+
+    home = tmp_path_factory.mktemp("platform")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEGMENTS_HOME", str(home))
+        for var in ("SEGMENTS_BI_URL", "MLFLOW_TRACKING_URI", "SEGMENTS_WAREHOUSE", "AIRFLOW_HOME",
+                    "SEGMENTS_GX_DIR", "SEGMENTS_MLFLOW_ARTIFACTS"):
+            mp.delenv(var, raising=False)
+        mp.setenv("SEGMENTS_TRAIN_EPOCHS", "4")
+        generate(users=600, days=40, end_date=SEED_END, seed=7, progress=False)
+        assert cli.main(["-q", "features", "--ds", DS]) == 0
+        assert cli.main(["-q", "train", "--ds", DS]) == 0
+        yield home

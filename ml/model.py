@@ -1,0 +1,133 @@
+"""The student network: LSTM over the 28-day behaviour sequence + Dense over static features -> softmax(k).
+
+The student learns the teacher's segments from raw-ish features so that scoring is one forward pass and the
+segment of a user moves smoothly with behaviour (K-means re-fits would renumber clusters every day).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ml import tfsetup
+
+LSTM_UNITS = 32
+STATIC_UNITS = 32
+HEAD_UNITS = 32
+
+
+@dataclass
+class StudentHistory:
+    epochs_run: int
+    best_epoch: int
+    best_val_loss: float
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+
+def build_model(
+    n_static: int,
+    days: int,
+    n_channels: int,
+    k: int,
+    lstm_units: int = LSTM_UNITS,
+    static_units: int = STATIC_UNITS,
+    head_units: int = HEAD_UNITS,
+    dropout: float = 0.1,
+) -> Any:
+    """Keras functional model with inputs {'static': [F], 'sequence': [days, C]} and softmax(k) output."""
+    tfsetup.configure()
+    import keras
+    from keras import layers
+
+    static_in = keras.Input(shape=(n_static,), name="static")
+    seq_in = keras.Input(shape=(days, n_channels), name="sequence")
+    s = layers.Dense(static_units, activation="relu", name="static_dense")(static_in)
+    q = layers.LSTM(lstm_units, name="sequence_lstm")(seq_in)
+    h = layers.Concatenate(name="concat")([s, q])
+    h = layers.Dropout(dropout, name="dropout")(h)
+    h = layers.Dense(head_units, activation="relu", name="head_dense")(h)
+    out = layers.Dense(k, activation="softmax", name="segment_probs")(h)
+    model = keras.Model(inputs={"static": static_in, "sequence": seq_in}, outputs=out, name="segmenter")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=3e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def balanced_sample_weights(labels: np.ndarray, k: int) -> np.ndarray:
+    """sklearn's 'balanced' class weights (n / (n_present_classes * count)) per sample."""
+    counts = np.bincount(labels, minlength=k).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(k)
+    weights[present] = len(labels) / (present.sum() * counts[present])
+    return weights[labels].astype(np.float32)
+
+
+def _validation_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded, stratified where every class has >= 2 members (keras' validation_split takes the tail)."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(labels))
+    counts = np.bincount(labels)
+    stratify = labels if counts[counts > 0].min() >= 2 else None
+    try:
+        tr, va = train_test_split(idx, test_size=fraction, random_state=seed, stratify=stratify)
+    except ValueError:  # too few samples per class for a stratified split of this size
+        tr, va = train_test_split(idx, test_size=fraction, random_state=seed)
+    return np.sort(tr), np.sort(va)
+
+
+def fit_student(
+    static: np.ndarray,
+    seq: np.ndarray,
+    labels: np.ndarray,
+    k: int,
+    epochs: int,
+    seed: int,
+    batch_size: int = 64,
+    validation_fraction: float = 0.15,
+    patience: int = 4,
+    lstm_units: int = LSTM_UNITS,
+    verbose: int = 0,
+) -> tuple[Any, StudentHistory]:
+    """Train on (static, seq) -> teacher labels; early stopping on a held-aside validation slice."""
+    tfsetup.configure()
+    import keras
+
+    keras.utils.set_random_seed(seed)  # python, numpy and TF seeds: same data + seed -> same weights
+    labels = np.asarray(labels, dtype=np.int32)
+    tr, va = _validation_split(labels, validation_fraction, seed)
+    model = build_model(static.shape[1], seq.shape[1], seq.shape[2], k, lstm_units=lstm_units)
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=patience, restore_best_weights=True, min_delta=1e-4
+    )
+    fit = model.fit(
+        {"static": static[tr], "sequence": seq[tr]},
+        labels[tr],
+        sample_weight=balanced_sample_weights(labels[tr], k),
+        validation_data=({"static": static[va], "sequence": seq[va]}, labels[va]),
+        epochs=max(1, int(epochs)),
+        batch_size=batch_size,
+        shuffle=True,
+        callbacks=[stop],
+        verbose=verbose,
+    )
+    hist = {key: [float(v) for v in values] for key, values in fit.history.items()}
+    val = hist.get("val_loss", [float("nan")])
+    best = int(np.nanargmin(val)) if np.isfinite(val).any() else len(val) - 1
+    return model, StudentHistory(
+        epochs_run=len(val), best_epoch=best + 1, best_val_loss=float(val[best]), history=hist
+    )
+
+
+def predict_proba(model: Any, static: np.ndarray, seq: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+    """float64 [N, k] probabilities, rows renormalised (float32 softmax sums are off by ~1e-7)."""
+    if len(static) == 0:
+        return np.zeros((0, int(model.output_shape[-1])), dtype=np.float64)
+    probs = model.predict({"static": static, "sequence": seq}, batch_size=batch_size, verbose=0)
+    probs = np.asarray(probs, dtype=np.float64)
+    return probs / probs.sum(axis=1, keepdims=True)

@@ -1,0 +1,152 @@
+"""MLflow pyfunc packaging of the segmenter: preprocessor + Keras student + segment names in one model.
+
+Loaded with ``mlflow.pyfunc.load_model(uri)`` anywhere (scoring job, Spark Python workers in mapInPandas):
+the ``ml`` package travels with the model (code_paths), and the Keras model is loaded in ``load_context``
+so nothing heavy happens at import or unpickling time.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from ml.data import Preprocessor
+
+KERAS_ARTIFACT = "keras_model"
+PREPROCESSOR_ARTIFACT = "preprocessor"
+SEGMENTS_ARTIFACT = "segments"
+OUTPUT_COLUMNS = ["user_id", "segment_id", "segment_name", "confidence", "probabilities"]
+
+
+def _read_json(path: str) -> Any:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+class SegmenterModel(mlflow.pyfunc.PythonModel):
+    """predict(features.user_features rows) -> [user_id], segment_id, segment_name, confidence, probabilities."""
+
+    def load_context(self, context: Any) -> None:
+        from ml import tfsetup
+
+        tfsetup.configure()
+        import keras
+
+        self.preprocessor = Preprocessor.from_json(_read_json(context.artifacts[PREPROCESSOR_ARTIFACT]))
+        self.segments: dict[int, dict[str, str]] = {
+            int(k): v for k, v in _read_json(context.artifacts[SEGMENTS_ARTIFACT]).items()
+        }
+        # compile=False: inference only, and no optimizer state to restore.
+        self.model = keras.models.load_model(context.artifacts[KERAS_ARTIFACT], compile=False)
+        self.k = int(self.model.output_shape[-1])
+
+    def segment_name(self, segment_id: int) -> str:
+        return self.segments.get(int(segment_id), {}).get("name", f"segment_{int(segment_id)}")
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        from ml.model import predict_proba
+
+        df = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        static, seq = self.preprocessor.to_arrays(df)
+        probs = predict_proba(self.model, static, seq)
+        ids = probs.argmax(axis=1).astype(np.int32) if len(probs) else np.zeros(0, dtype=np.int32)
+        out = pd.DataFrame(
+            {
+                "segment_id": pd.Series(ids, dtype="int32"),
+                "segment_name": pd.Series([self.segment_name(i) for i in ids], dtype="object"),
+                "confidence": pd.Series(probs.max(axis=1) if len(probs) else [], dtype="float64"),
+                "probabilities": pd.Series([row.tolist() for row in probs], dtype="object"),
+            }
+        )
+        if "user_id" in df.columns:
+            out.insert(0, "user_id", df["user_id"].astype("object").to_numpy())
+        return out
+
+
+def model_signature(pre: Preprocessor) -> Any:
+    """Explicit signature: every contract column required (values may be null), user_id optional.
+
+    Array columns are ``Array(double)``: MLflow 3 accepts lists or numpy arrays per row, but rejects a
+    null array and integer values (no implicit int -> double cast), so pass contract-typed data.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Array, ColSpec, DataType, Schema
+
+    inputs = [ColSpec(DataType.string, "user_id", required=False)]
+    inputs += [ColSpec(DataType.double, c) for c in pre.numeric]
+    inputs += [ColSpec(DataType.string, c) for c in pre.categories]
+    inputs += [ColSpec(Array(DataType.double), c) for c in pre.channels]
+    outputs = [
+        ColSpec(DataType.string, "user_id", required=False),
+        ColSpec(DataType.integer, "segment_id"),
+        ColSpec(DataType.string, "segment_name"),
+        ColSpec(DataType.double, "confidence"),
+        ColSpec(Array(DataType.double), "probabilities"),
+    ]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
+
+
+def pip_requirements() -> list[str]:
+    """Pinned runtime of the model (explicit: MLflow's inference would spawn a slow subprocess)."""
+    pins = {
+        "tensorflow-cpu": "2.21.0",
+        "keras": "3.15.1",
+        "mlflow": "3.17.2",
+        "pandas": "2.3.3",
+        "numpy": None,
+        "scikit-learn": "1.9.1",
+    }
+    return [f"{pkg}=={ver or metadata.version(pkg)}" for pkg, ver in pins.items()]
+
+
+def input_example(df: pd.DataFrame, pre: Preprocessor, rows: int = 3) -> pd.DataFrame:
+    """A few contract rows, arrays as plain lists (JSON-serialisable)."""
+    cols = [c for c in ["user_id", *pre.required_columns] if c in df.columns]
+    example = df[cols].head(rows).reset_index(drop=True).copy()
+    for c in pre.channels:
+        example[c] = [np.asarray(v, dtype=np.float64).tolist() for v in example[c]]
+    return example
+
+
+def log_segmenter(
+    name: str,
+    keras_model: Any,
+    preprocessor: Preprocessor,
+    segments: Mapping[str, Mapping[str, str]],
+    example: pd.DataFrame,
+    registered_model_name: str | None = None,
+    metadata_extra: Mapping[str, Any] | None = None,
+) -> Any:
+    """Log the pyfunc model in the active run (optionally registering it). Returns mlflow's ModelInfo."""
+    with tempfile.TemporaryDirectory(prefix="segmenter-") as tmp:
+        keras_path = Path(tmp) / "segmenter.keras"
+        keras_model.save(keras_path)
+        pre_path = Path(tmp) / "preprocessor.json"
+        pre_path.write_text(json.dumps(preprocessor.to_json(), indent=1), encoding="utf-8")
+        seg_path = Path(tmp) / "segments.json"
+        seg_path.write_text(json.dumps(dict(segments), indent=1, sort_keys=True), encoding="utf-8")
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=SegmenterModel(),
+            artifacts={
+                KERAS_ARTIFACT: str(keras_path),
+                PREPROCESSOR_ARTIFACT: str(pre_path),
+                SEGMENTS_ARTIFACT: str(seg_path),
+            },
+            # Ship the ml package so the pickled class resolves without the project installed.
+            code_paths=[str(Path(__file__).resolve().parent)],
+            signature=model_signature(preprocessor),
+            input_example=input_example(example, preprocessor),
+            pip_requirements=pip_requirements(),
+            registered_model_name=registered_model_name,
+            metadata={"segments": dict(segments), **(metadata_extra or {})},
+        )
