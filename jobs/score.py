@@ -22,6 +22,10 @@ _OUTPUT = catalog.table("segments.user_segments")
 _PREDICTION_COLUMNS = ["user_id", "segment_id", "segment_name", "confidence", "probabilities"]
 
 
+# Loaded models per Python worker process (Spark reuses workers across tasks).
+_MODEL_CACHE: dict[str, object] = {}
+
+
 class NoChampion(PlatformError):
     """The registry has no model with alias 'champion'."""
 
@@ -40,7 +44,9 @@ def _predictor(model_uri: str, tracking_uri: str) -> Callable[[Iterator[pd.DataF
     def predict(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         import mlflow
 
-        cache = globals().setdefault("_SEGMENTER_CACHE", {})
+        from jobs import score as this_module  # the module-level cache outlives one task's closure
+
+        cache = this_module._MODEL_CACHE
         if model_uri not in cache:
             mlflow.set_tracking_uri(tracking_uri)
             cache[model_uri] = mlflow.pyfunc.load_model(model_uri)
@@ -75,7 +81,7 @@ def score(spark: SparkSession, ds: str) -> ScoreSummary:
         )
     # Pin the version: if someone promotes a new champion mid-run, every worker still uses this one.
     model_uri = f"models:/{s.model_name}/{champion.version}"
-    features = catalog.read_spark(spark, "features.user_features", ds=ds)
+    features = catalog.read_spark(spark, "features.user_features", ds=ds).drop("ds")  # not a model input
     scored = score_users(features, model_uri, s.mlflow_tracking_uri).select(
         "*",
         F.lit(s.model_name).alias("model_name"),
