@@ -29,11 +29,12 @@ with DAG(
     validate_raw = spark_stage("validate_raw", "validate", "--table", "raw.events", "--ds", DS)
     build_features = spark_stage("build_features", "features", "--ds", DS,
                                  outlets=[table_asset("features.user_features")])
-    validate_features = spark_stage("validate_features", "validate", "--table", "features.user_features",
-                                    "--ds", DS)
+    # Per-user tables are validated with GX's pandas engine (their suites say so): no JVM to start.
+    validate_features = cli_stage("validate_features", "validate", "--table", "features.user_features",
+                                  "--ds", DS)
     score = spark_stage("score", "score", "--ds", DS, outlets=[table_asset("segments.user_segments")])
-    validate_segments = spark_stage("validate_segments", "validate", "--table", "segments.user_segments",
-                                    "--ds", DS)
+    validate_segments = cli_stage("validate_segments", "validate", "--table", "segments.user_segments",
+                                  "--ds", DS)
     profiles = spark_stage("profiles", "profiles", "--ds", DS,
                            outlets=[table_asset("segments.segment_profiles")])
     publish = cli_stage("publish", "publish", "--ds", DS, outlets=[BI_SEGMENTS])

@@ -26,8 +26,8 @@ with DAG(
     doc_md=__doc__,
 ) as dag:
     build_features = spark_stage("build_features", "features", "--ds", DS)
-    validate_features = spark_stage("validate_features", "validate", "--table", "features.user_features",
-                                    "--ds", DS)
+    validate_features = cli_stage("validate_features", "validate", "--table", "features.user_features",
+                                  "--ds", DS)
     train = cli_stage("train", "train", "--ds", DS,
                       outlets=[Asset(name="mlflow.user_segmenter", uri=f"mlflow://models/{SETTINGS.model_name}")])
 

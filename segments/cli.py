@@ -74,10 +74,13 @@ def cmd_features(args: argparse.Namespace, spark=None) -> None:
 
 
 def cmd_validate(args: argparse.Namespace, spark=None) -> None:
-    from jobs.quality import validate
+    from jobs.quality import default_engine, validate
 
     done = _step("validate")
-    outcome = validate(spark or _spark(), args.table, args.ds)
+    engine = getattr(args, "engine", None) or default_engine(args.table)
+    if engine == "spark":
+        spark = spark or _spark()
+    outcome = validate(args.table, args.ds, engine=engine, spark=spark)
     done(outcome.message())
 
 
@@ -193,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("validate", cmd_validate, "Validate one table partition with its Great Expectations suite; "
             "fails (exit 1) naming table, ds, expectation and unexpected count.")
     p.add_argument("--table", required=True, choices=VALIDATED_TABLES, help="table to validate")
+    p.add_argument("--engine", choices=("spark", "pandas"), default=None,
+                   help="GX execution engine (default: the one the suite declares in its meta)")
     p = add("train", cmd_train, "Train the segmenter on features.user_features as of ds, register it in "
             "MLflow and promote it to champion if its macro-F1 is not worse.")
     p.add_argument("--epochs", type=_positive, default=None, help="max epochs (default SEGMENTS_TRAIN_EPOCHS)")

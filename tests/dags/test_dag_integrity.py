@@ -93,3 +93,19 @@ def test_schedules(dagbag):
     # Data-interval timetables: the run for ds starts after the day [ds, ds + 1) is complete.
     assert type(daily).__name__ == type(weekly).__name__ == "CronDataIntervalTimetable"
     assert (daily.expression, weekly.expression) == ("0 0 * * *", "0 0 * * 0")
+
+
+def test_gates_run_on_the_engine_their_suite_declares(dagbag):
+    """Spark-engine suites are spark-submit tasks; pandas-engine suites run the CLI without a JVM."""
+    expected_operator = {"spark": "SparkSubmitOperator", "pandas": "BashOperator"}
+    checked = 0
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            args = getattr(task, "application_args", None) or task.bash_command.split()
+            if "validate" not in args:
+                continue
+            table = args[args.index("--table") + 1]
+            suite = json.loads((REPO / "expectations" / f"{table}.json").read_text())
+            assert task.task_type == expected_operator[suite["meta"]["engine"]], (dag.dag_id, task.task_id)
+            checked += 1
+    assert checked == 4

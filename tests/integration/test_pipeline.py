@@ -38,7 +38,8 @@ def test_features_have_one_row_per_user_active_in_the_window(platform):
 
 def test_good_partitions_pass_their_gates(platform, spark):
     for table in ("raw.events", "features.user_features"):
-        assert quality.validate(spark, table, DS).success
+        for engine in quality.ENGINES:  # the same suite runs on both engines
+            assert quality.validate(table, DS, engine=engine, spark=spark).success
     results = catalog.read_pandas("quality.validation_results", DS)
     assert set(results.table_name) == {"raw.events", "features.user_features"} and results.success.all()
     assert (platform / "gx").is_dir()
@@ -92,12 +93,15 @@ def test_bad_partition_stops_the_run_and_keeps_what_was_published(platform, spar
     bad = bad.set_column(bad.schema.get_field_index("event_type"), "event_type", [types])
     catalog.write_arrow("raw.events", bad, BAD_DS)
 
-    with pytest.raises(quality.ValidationFailed) as exc:
-        quality.validate(spark, "raw.events", BAD_DS)
-    message = str(exc.value)
-    assert f"raw.events ds={BAD_DS}" in message
-    assert "expect_column_values_to_be_between(column=price): 3 unexpected" in message
-    assert "expect_column_values_to_be_in_set(column=event_type): 2 unexpected" in message
+    for engine in quality.ENGINES:
+        with pytest.raises(quality.ValidationFailed) as exc:
+            quality.validate("raw.events", BAD_DS, engine=engine, spark=spark)
+        message = str(exc.value)
+        assert f"raw.events ds={BAD_DS}: 2 of 7 expectations failed" in message
+        assert "expect_column_values_to_be_between(column=price): 3 unexpected" in message
+        assert "expect_column_values_to_be_in_set(column=event_type): 2 unexpected" in message
+    failed = catalog.read_pandas("quality.validation_results", BAD_DS)
+    assert failed.set_index("table_name").loc["raw.events", "failed"] == 2
 
     capsys.readouterr()
     assert cli.main(["-q", "run", "--ds", BAD_DS]) == 1

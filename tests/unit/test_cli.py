@@ -25,3 +25,12 @@ def test_expected_failure_is_one_line_with_a_hint(platform_home, capsys):
     assert err[0].startswith("error: table segments.user_segments has no data for ds=2026-03-01")
     assert err[1].startswith("hint: ")
     assert not any("Traceback" in line for line in err)
+
+
+@pytest.mark.spark
+def test_scoring_without_a_champion_says_how_to_train_one(platform_home, spark, capsys):
+    # The registry is checked before any data is read: an empty platform is enough.
+    assert cli.main(["score", "--ds", "2026-03-01"]) == 1
+    err = capsys.readouterr().err
+    assert "error: the MLflow registry has no 'user_segmenter@champion' model" in err
+    assert "segments train --ds 2026-03-01" in err
