@@ -73,9 +73,10 @@ class ValidationOutcome:
         if self.success:
             return f"{self.table} ds={self.ds}: all {self.evaluated} expectations passed on {self.rows} rows"
         details = "; ".join(f.describe() for f in self.failures)
+        docs = f" (Data Docs: {self.data_docs})" if self.data_docs else ""
         return (
             f"{self.table} ds={self.ds}: {len(self.failures)} of {self.evaluated} expectations failed: "
-            f"{details}"
+            f"{details}{docs}"
         )
 
 
