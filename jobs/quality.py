@@ -109,12 +109,13 @@ def _context():
     return gx.get_context(mode="file", project_root_dir=str(s.gx_dir))
 
 
-def validate_dataframe(df: "DataFrame | pd.DataFrame", table_name: str, ds: str) -> ValidationOutcome:
+def validate_dataframe(
+    df: "DataFrame | pd.DataFrame", table_name: str, ds: str, engine: Engine
+) -> ValidationOutcome:
     """Run the table's suite on ``df`` (one partition, Spark or pandas) and build Data Docs."""
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
 
-    engine: Engine = "pandas" if _is_pandas(df) else "spark"
     spec = load_suite_spec(table_name)
     context = _context()
     if engine == "spark":
@@ -170,10 +171,6 @@ def validate_dataframe(df: "DataFrame | pd.DataFrame", table_name: str, ds: str)
     )
 
 
-def _is_pandas(df: object) -> bool:
-    return type(df).__module__.startswith("pandas")
-
-
 def validate(table_name: str, ds: str, engine: Engine = "spark", spark: "SparkSession | None" = None
              ) -> ValidationOutcome:
     """Gate one partition: record the outcome, raise ``ValidationFailed`` if it did not pass."""
@@ -192,7 +189,7 @@ def validate(table_name: str, ds: str, engine: Engine = "spark", spark: "SparkSe
         outcome = ValidationOutcome(table_name, ds, rows=0, evaluated=0,
                                     failures=[FailedExpectation("partition_has_rows", None, None, None)])
     else:
-        outcome = validate_dataframe(df, table_name, ds)
+        outcome = validate_dataframe(df, table_name, ds, engine)
     record(outcome)
     if not outcome.success:
         raise ValidationFailed(outcome.message())

@@ -18,7 +18,13 @@ from segments.errors import PlatformError
 
 log = logging.getLogger("segments")
 
-VALIDATED_TABLES = ("raw.events", "features.user_features", "segments.user_segments")
+
+
+def validated_tables() -> list[str]:
+    """Tables that have an expectation suite (the suite files are the one declaration)."""
+    from segments.settings import REPO_ROOT
+
+    return sorted(p.stem for p in (REPO_ROOT / "expectations").glob("*.json"))
 
 
 def _date(value: str) -> str:
@@ -195,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and features.user_features for ds with Spark.")
     p = add("validate", cmd_validate, "Validate one table partition with its Great Expectations suite; "
             "fails (exit 1) naming table, ds, expectation and unexpected count.")
-    p.add_argument("--table", required=True, choices=VALIDATED_TABLES, help="table to validate")
+    p.add_argument("--table", required=True, choices=validated_tables(), help="table to validate")
     p.add_argument("--engine", choices=("spark", "pandas"), default=None,
                    help="GX execution engine (default: the one the suite declares in its meta)")
     p = add("train", cmd_train, "Train the segmenter on features.user_features as of ds, register it in "
