@@ -1,7 +1,7 @@
 """Feature engineering: raw events/orders/users -> features.user_daily -> features.user_features.
 
-The transforms are pure ``DataFrame -> DataFrame`` functions (no session, no paths); ``build_features``
-is the thin runner that reads and writes through the catalog.
+The transforms are pure ``DataFrame -> DataFrame`` functions (no session, no paths). Cleaning lives in
+``jobs.cleaning``; ``jobs.build.build_features`` is the thin runner that reads and writes through the catalog.
 
 Policies (documented in the README's table list):
 - cleaning: rows without user_id or event_ts are dropped; events are deduplicated by event_id
@@ -14,18 +14,13 @@ Policies (documented in the README's table list):
 
 from __future__ import annotations
 
-import datetime as dt
-import logging
-from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from segments import catalog
 from segments.catalog import SEQUENCE_CHANNELS, UNKNOWN, WINDOWED_MEASURES
 from segments.settings import FEATURE_WINDOWS, SEQUENCE_DAYS
 
-log = logging.getLogger(__name__)
 
 LOOKBACK_DAYS = max(FEATURE_WINDOWS)  # 90: the longest window decides which daily partitions we need
 
@@ -46,21 +41,6 @@ assert tuple(_SEQUENCE_SOURCES) == SEQUENCE_CHANNELS, "sequence channels drifted
 def _ratio(numerator: Column, denominator: Column) -> Column:
     """numerator / denominator, 0 when the denominator is 0 (ANSI mode would raise)."""
     return F.coalesce(F.try_divide(numerator, denominator), F.lit(0.0))
-
-
-def clean_events(events: DataFrame) -> DataFrame:
-    """Drop rows without user_id or event_ts; deduplicate by event_id (exact rows when it is null)."""
-    usable = events.where(F.col("user_id").isNotNull() & F.col("event_ts").isNotNull())
-    with_id = usable.where(F.col("event_id").isNotNull()).dropDuplicates(["event_id"])
-    without_id = usable.where(F.col("event_id").isNull()).dropDuplicates()
-    return with_id.unionByName(without_id)
-
-
-def clean_orders(orders: DataFrame) -> DataFrame:
-    """Drop orders without user_id; deduplicate by order_id."""
-    return orders.where(F.col("user_id").isNotNull() & F.col("order_id").isNotNull()).dropDuplicates(
-        ["order_id"]
-    )
 
 
 def user_daily(events: DataFrame, orders: DataFrame) -> DataFrame:
@@ -177,44 +157,3 @@ def user_features(daily: DataFrame, users: DataFrame, ds: str) -> DataFrame:
     return result.fillna(UNKNOWN, subset=["gender", "occupation", "city_tier", "device"]).drop(
         *[c for c in result.columns if c.startswith("_")]
     )
-
-
-# --- runner -----------------------------------------------------------------------------------------
-@dataclass
-class FeaturesSummary:
-    ds: str
-    daily_dates_built: list[str]
-    active_users: int
-
-
-def window_dates(ds: str, days: int = LOOKBACK_DAYS) -> list[str]:
-    """The ``days`` dates ending at ds (inclusive), oldest first."""
-    end = dt.date.fromisoformat(ds)
-    return [(end - dt.timedelta(days=k)).isoformat() for k in range(days - 1, -1, -1)]
-
-
-def build_features(spark: SparkSession, ds: str) -> FeaturesSummary:
-    """Build user_daily for ds (and any missing day of its 90-day window), then user_features for ds."""
-    raw_days = set(catalog.partitions("raw.events"))
-    if ds not in raw_days:
-        raise catalog.TableNotFound(f"raw.events has no partition ds={ds}")
-    have_daily = set(catalog.partitions("features.user_daily"))
-    # Rebuild ds itself always (a rerun must pick up corrected raw data); fill holes in the window.
-    to_build = sorted({ds} | {d for d in window_dates(ds) if d in raw_days and d not in have_daily})
-    if len(to_build) > 1:
-        log.warning("features.user_daily: building %d missing dates (%s .. %s) in one job",
-                    len(to_build), to_build[0], to_build[-1])
-    events = clean_events(catalog.read_spark(spark, "raw.events").where(F.col("ds").isin(to_build)))
-    orders = clean_orders(catalog.read_spark(spark, "raw.orders").where(F.col("ds").isin(to_build)))
-    catalog.write_spark(user_daily(events, orders), "features.user_daily")
-
-    first = window_dates(ds)[0]
-    daily = catalog.read_spark(spark, "features.user_daily", since=first, until=_next_day(ds))
-    users = catalog.read_spark(spark, "raw.users", ds=ds)
-    catalog.write_spark(user_features(daily, users, ds), "features.user_features")
-    active = catalog.read_spark(spark, "features.user_features", ds=ds).count()
-    return FeaturesSummary(ds=ds, daily_dates_built=to_build, active_users=active)
-
-
-def _next_day(ds: str) -> str:
-    return (dt.date.fromisoformat(ds) + dt.timedelta(days=1)).isoformat()

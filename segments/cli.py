@@ -69,7 +69,7 @@ def cmd_seed(args: argparse.Namespace) -> None:
 
 
 def cmd_features(args: argparse.Namespace, spark=None) -> None:
-    from jobs.features import build_features
+    from jobs.build import build_features
 
     done = _step("features")
     summary = build_features(spark or _spark(), args.ds)

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from jobs import features
+from jobs import build, cleaning, features
 from segments import catalog
 
 pytestmark = pytest.mark.spark
@@ -42,7 +42,7 @@ def test_clean_events_drops_missing_user_and_duplicates(spark):
         (None, "u2", "2026-03-01", "view", 1.0, "s9", 1, "a", 5.0),   # ...exact duplicate dropped
         (None, "u2", "2026-03-01", "search", 0.0, "s9", 1, "a", 5.0), # no id but different row: kept
     ])
-    out = features.clean_events(df)
+    out = cleaning.clean_events(df)
     assert out.count() == 3
     assert out.where("user_id is null").count() == 0
 
@@ -50,7 +50,7 @@ def test_clean_events_drops_missing_user_and_duplicates(spark):
 def test_clean_orders_dedupes_by_order_id(spark):
     df = orders_df(spark, [("o1", "u1", "2026-03-01", 10.0, 0.0, "completed")] * 2
                    + [("o2", None, "2026-03-01", 5.0, 0.0, "completed")])
-    assert features.clean_orders(df).count() == 1
+    assert cleaning.clean_orders(df).count() == 1
 
 
 def test_user_daily_counts_and_money(spark):
@@ -151,7 +151,7 @@ def test_user_features_conforms_to_catalog(spark):
 
 
 def test_window_dates_is_inclusive_and_ordered():
-    dates = features.window_dates("2026-03-28", 3)
+    dates = build.window_dates("2026-03-28", 3)
     assert dates == ["2026-03-26", "2026-03-27", "2026-03-28"]
 
 
