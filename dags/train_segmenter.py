@@ -25,7 +25,8 @@ with DAG(
     tags=["segments", "training"],
     doc_md=__doc__,
 ) as dag:
-    build_features = spark_stage("build_features", "features", "--ds", DS)
+    # Refit the cleaning caps/medians on the training window; daily scoring runs reuse them.
+    build_features = spark_stage("build_features", "features", "--ds", DS, "--refit-params")
     validate_features = cli_stage("validate_features", "validate", "--table", "features.user_features",
                                   "--ds", DS)
     train = cli_stage("train", "train", "--ds", DS,

@@ -1,19 +1,68 @@
-"""The feature stage runner: reads raw partitions and writes features.user_daily / user_features for ds."""
+"""Feature stage runner: raw partitions -> cleaning -> features.user_daily -> user_lifetime -> user_features.
+
+Thin: plans which partitions to read and rebuild, calls the pure transforms (``jobs.cleaning``,
+``jobs.features``, ``jobs.lifetime``) and reads/writes through the catalog.
+
+Time and late data (``L`` = ``SEGMENTS_LATE_DATA_DAYS``, default 2):
+
+- Everything is UTC. A raw partition ``ds`` is the day rows *arrived*; the *true day* of a row is the UTC
+  date of ``event_ts`` (orders: ``order_ts``). Cleaning rewrites ``ds`` to the true day.
+- ``user_daily(d)`` = the clean rows whose true day is d that arrived in raw partitions ``[d, d+L]``. It is
+  a function of the raw data alone, so rebuilding a day (rerun, backfill, any order) is idempotent.
+- The run for ``ds`` rebuilds ``user_daily`` for the true days ``[ds-L, ds]`` from raw partitions
+  ``[ds-L, ds+L]`` that exist (on a normal day ``ds+1..`` do not exist yet: it reads the new partition plus
+  the L lookback partitions, and the plan shows those partition filters). A day is revised by the L runs
+  after it and is final after run ``d+L``. Rows arriving more than L days late are quarantined
+  (``late_beyond_lookback``) in the partition where they arrived: they are never counted, and the
+  quarantine table says how many there were. A rerun or backfill of a date reads the later partitions that
+  exist by then, so late rows (within L) are counted on their true day.
+- Point in time: ``user_features`` for ds reads ``user_daily`` days ``<= ds`` and ``user_lifetime`` of ds,
+  i.e. only rows with ``event_ts < ds + 1 day``; rows stamped after the end of their partition's day are
+  quarantined (``future_timestamp``).
+- Missing ``user_daily`` days inside the 90-day window (fresh warehouse) are built in the same single job,
+  and the run says so; ``rebuild_from`` rebuilds a whole range in one job (backfill).
+
+Lifetime state: run ds rewrites ``user_lifetime`` for ``[ds-L, ds]`` (the days whose ``user_daily`` may
+have changed) = the latest stored state ``p < ds-L`` merged with ``user_daily`` days ``(p, ds]``. In
+date order, ``p = ds-L-1`` was last rewritten by run ``ds-1``, when all its days were final, so the
+incremental state equals a rebuild from scratch. Without a stored state it starts from scratch (all
+``user_daily <= ds``) and also stores ``ds-L-1``, so that the next run is incremental. The state merged
+from always predates the first ``user_daily`` day the run rebuilt; a backfill (``rebuild_from``) rewrites
+only the states ``[ds-L, ds]``, so backfill a range by running the dates in order (as an Airflow backfill
+does) when the lifetime states inside it are needed too.
+
+Cleaning parameters (caps, medians): the latest ``features.cleaning_params`` fitted on or before ds; when
+there is none, or with ``refit_params`` (the training DAG), they are fitted on the raw window
+``[ds-89, ds]`` and stored under ds.
+
+Quality: ``quality.quarantine`` and ``quality.cleaning_log`` are rewritten for each raw partition whose
+true day the run rebuilds (per raw partition ds, so reruns replace rather than add).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from functools import reduce
+from typing import Mapping
 
-from pyspark.sql import SparkSession
+import pyarrow as pa
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.cleaning import clean_events, clean_orders
+from jobs import cleaning
+from jobs.cleaning import CleaningParams
 from jobs.features import LOOKBACK_DAYS, user_daily, user_features
+from jobs.lifetime import lifetime_states
 from segments import catalog
+from segments import settings as settings_mod
 
 log = logging.getLogger(__name__)
+
+PARAMS_TABLE = "features.cleaning_params"
+DAILY_INPUTS = ("raw.events", "raw.orders")  # the cleaned tables user_daily aggregates
 
 
 @dataclass
@@ -21,36 +70,215 @@ class FeaturesSummary:
     ds: str
     daily_dates_built: list[str]
     active_users: int
+    missing_dates_filled: list[str] = field(default_factory=list)
+    params_fit_ds: str = ""
+    lifetime_base: str | None = None  # stored state merged from; None = rebuilt from scratch
+    quarantined: int = 0  # rows quarantined from the raw partitions rebuilt by this run
+
+
+@dataclass(frozen=True)
+class DailyPlan:
+    build_days: list[str]  # true days whose user_daily is rebuilt
+    read_partitions: list[str]  # raw partitions read
+    missing_days: list[str]  # days built because their user_daily partition was missing
+
+
+def shift(ds: str, days: int) -> str:
+    return (dt.date.fromisoformat(ds) + dt.timedelta(days=days)).isoformat()
 
 
 def window_dates(ds: str, days: int = LOOKBACK_DAYS) -> list[str]:
     """The ``days`` dates ending at ds (inclusive), oldest first."""
-    end = dt.date.fromisoformat(ds)
-    return [(end - dt.timedelta(days=k)).isoformat() for k in range(days - 1, -1, -1)]
+    return [shift(ds, -k) for k in range(days - 1, -1, -1)]
 
 
-def build_features(spark: SparkSession, ds: str) -> FeaturesSummary:
-    """Build user_daily for ds (and any missing day of its 90-day window), then user_features for ds."""
+def date_range(first: str, last: str) -> list[str]:
+    n = (dt.date.fromisoformat(last) - dt.date.fromisoformat(first)).days
+    return [shift(first, k) for k in range(n + 1)]
+
+
+def plan_daily(ds: str, late_days: int, raw_days: set[str], have_daily: set[str],
+               rebuild_from: str | None = None) -> DailyPlan:
+    """Which true days to rebuild and which raw partitions that needs (see the module docstring)."""
+    wanted = set(window_dates(ds, late_days + 1))  # [ds-L, ds]: late rows may have changed them
+    missing = {d for d in window_dates(ds) if d not in have_daily} - wanted
+    if rebuild_from is not None:
+        wanted |= set(date_range(min(rebuild_from, ds), ds))
+    build = sorted(d for d in wanted | missing if d in raw_days)
+    read = sorted({p for d in build for p in window_dates(shift(d, late_days), late_days + 1)} & raw_days)
+    return DailyPlan(build, read, sorted(d for d in missing if d in raw_days and d not in wanted))
+
+
+def read_raw(spark: SparkSession, name: str, partitions: list[str]) -> DataFrame:
+    """Raw rows of exactly these partitions (a partition filter: Spark lists only those directories)."""
+    return catalog.read_spark(spark, name).where(F.col(catalog.PARTITION_COLUMN).isin(partitions))
+
+
+def load_params(spark: SparkSession, ds: str, late_days: int, refit: bool = False) -> CleaningParams:
+    """The stored cleaning parameters for ds; fitted (and stored under ds) when none exist or on refit."""
+    fitted = [p for p in catalog.partitions(PARAMS_TABLE) if p <= ds]
+    if fitted and not refit:
+        rows = catalog.read_arrow(PARAMS_TABLE, fitted[-1]).to_pylist()
+        return CleaningParams.from_rows(fitted[-1], rows)
+    window = sorted(set(window_dates(ds)) & set(catalog.partitions("raw.events")))
+    if not window:
+        raise catalog.TableNotFound(f"raw.events has no partition in the 90 days up to ds={ds} to fit "
+                                    "cleaning parameters on")
+    tables = {"raw.events": read_raw(spark, "raw.events", window),
+              "raw.users": catalog.read_spark(spark, "raw.users", ds=ds)}
+    rows = cleaning.fit_params(tables, late_days, window_start=window[0])
+    schema = catalog.table(PARAMS_TABLE).arrow_schema()
+    catalog.write_arrow(PARAMS_TABLE, pa.Table.from_pylist(rows, schema=schema), ds)
+    for r in rows:
+        log.info("cleaning params fit ds=%s (raw %s .. %s): %s.%s %s q=%s -> %s", ds, window[0], ds,
+                 r["table_name"], r["column_name"], r["param"], r["quantile"], r["value"])
+    return CleaningParams.from_rows(ds, rows)
+
+
+def _write_cleaning_log(counts: DataFrame, owned: list[str]) -> int:
+    """Write the cleaning log of the owned raw partitions (clearing stale quarantine partitions); return rows
+    quarantined."""
+    # Aggregated counters (a few dozen rows per partition), not per-user data.
+    rows = [r.asDict() for r in counts.where(F.col("ds").isin(owned)).collect()]
+    order = {step: i for i, step in enumerate(cleaning.STEP_ORDER)}
+    rows.sort(key=lambda r: (r["ds"], r["table_name"], order.get(r["step"], 99)))
+    log_schema = catalog.table("quality.cleaning_log").arrow_schema()
+    quarantined = 0
+    for ds in owned:
+        mine = [r for r in rows if r["ds"] == ds]
+        catalog.write_arrow("quality.cleaning_log", pa.Table.from_pylist(mine, schema=log_schema), ds)
+        here = sum(r["rows"] for r in mine if r["step"] == "quarantine")
+        quarantined += here
+        if here == 0:  # the Spark write replaces only partitions that have rows: clear stale ones
+            empty = catalog.table("quality.quarantine").arrow_schema().empty_table()
+            catalog.write_arrow("quality.quarantine", empty, ds)
+        for table_name in sorted({r["table_name"] for r in mine}):
+            steps = [f"{r['step']} {r['detail'] if r['step'] == 'quarantine' else r['column_name']}"
+                     f"={r['rows']}"
+                     for r in mine if r["table_name"] == table_name and (r["rows"] or r["step"] == "output")]
+            log.info("cleaning %s ds=%s: %s", table_name, ds, ", ".join(steps))
+    return quarantined
+
+
+def _count_per_day(column: str, days: list[str]) -> list[Column]:
+    """One count per day, for ``observe`` (which takes no groupBy). Aliases d0, d1, ...: dates are not plain
+    identifiers, and odd column names break code generation."""
+    return [F.count_if(F.col(column) == d).alias(f"d{i}") for i, d in enumerate(days)]
+
+
+def _per_day(observation: Observation, days: list[str]) -> dict[str, int]:
+    values = observation.get  # blocks until the action that carried the observation has finished
+    return {d: int(values[f"d{i}"]) for i, d in enumerate(days)}
+
+
+def clean_inputs(spark: SparkSession, plan: DailyPlan, params: CleaningParams, late_days: int
+                 ) -> dict[str, cleaning.Cleaned]:
+    """The cleaned raw tables of a plan: events/orders of the read partitions, users of the built days."""
+    out = {name: cleaning.clean(read_raw(spark, name, plan.read_partitions), name, params, late_days)
+           for name in DAILY_INPUTS}
+    out["raw.users"] = cleaning.clean(read_raw(spark, "raw.users", plan.build_days), "raw.users", params,
+                                      late_days)
+    return out
+
+
+def daily_frame(rows: Mapping[str, DataFrame], plan: DailyPlan) -> DataFrame:
+    """user_daily rows of the planned true days from the cleaned rows of DAILY_INPUTS (true day in ds)."""
+    events, orders = (rows[name].where(F.col("ds").isin(plan.build_days)) for name in DAILY_INPUTS)
+    return user_daily(events, orders)
+
+
+def build_user_daily(spark: SparkSession, plan: DailyPlan, params: CleaningParams, late_days: int) -> int:
+    """Clean the planned raw partitions, write the quality tables and rebuild user_daily for the planned days.
+
+    Two passes over the raw rows, each a single job, and one deduplication shuffle:
+
+    1. per table and owned raw partition, one aggregation gives the step counters and the quarantined rows
+       (persisted: a few numbers and the quarantined rows per partition); the quarantine write reads it;
+    2. the user_daily write; the rows out of deduplication per owned raw partition (the last counter of the
+       cleaning log) and the user_daily rows per built day are observed on the way (``observe``).
+
+    A built day left with no user_daily row loses its old partition (the write replaces only the days that
+    have rows). Only raw.users (not part of user_daily) is deduplicated a second time, for its log.
+    """
+    owned = plan.build_days  # raw partitions whose quality rows this run owns (same dates as the true days)
+    cleaned = clean_inputs(spark, plan, params, late_days)
+    summaries = {name: replace(c, step_counts=c.step_counts.where(F.col("ds").isin(owned))
+                               .persist(StorageLevel.MEMORY_AND_DISK))
+                 for name, c in cleaned.items()}
+    try:
+        quarantine = reduce(DataFrame.unionByName, [
+            c.step_counts.select("ds", F.lit(name).alias("table_name"), F.inline("quarantined"))
+            for name, c in summaries.items()])
+        catalog.write_spark(quarantine, "quality.quarantine")
+
+        outputs = {name: Observation(f"deduplicated {name}") for name in DAILY_INPUTS}
+        inputs = {name: cleaned[name].rows.observe(outputs[name], *_count_per_day(cleaning.RAW_DS, owned))
+                  for name in DAILY_INPUTS}
+        days = Observation("user_daily rows")
+        daily = daily_frame(inputs, plan).observe(days, *_count_per_day("ds", plan.build_days))
+        catalog.write_spark(daily, "features.user_daily")
+        for d, n in _per_day(days, plan.build_days).items():
+            if n == 0 and catalog.delete_partition("features.user_daily", d):
+                log.info("features.user_daily ds=%s: no rows any more, old partition removed", d)
+
+        schema = "ds string, output__all long"
+        logs = [cleaning.cleaning_log(summaries[name], spark.createDataFrame(
+                    list(_per_day(outputs[name], owned).items()), schema))
+                for name in DAILY_INPUTS]
+        users = summaries["raw.users"]
+        logs.append(cleaning.cleaning_log(users, users.output_counts))
+        return _write_cleaning_log(reduce(DataFrame.unionByName, logs), owned)
+    finally:
+        for c in summaries.values():
+            c.step_counts.unpersist()
+
+
+def build_lifetime(spark: SparkSession, ds: str, late_days: int,
+                   first_rebuilt: str | None = None) -> str | None:
+    """Rewrite user_lifetime for [ds-L, ds]; return the stored state merged from (None: from scratch).
+
+    The state merged from must predate every user_daily day this run rebuilt (``first_rebuilt``).
+    """
+    dates = window_dates(ds, late_days + 1)
+    before = min(dates[0], first_rebuilt or dates[0])
+    earlier = [p for p in catalog.partitions("features.user_lifetime") if p < before]
+    base = earlier[-1] if earlier else None
+    if base is None:  # from scratch: also store ds-L-1 (final already), so that the next run is incremental
+        dates = window_dates(ds, late_days + 2)
+    previous = catalog.read_spark(spark, "features.user_lifetime", ds=base) if base else None
+    daily = catalog.read_spark(spark, "features.user_daily", since=shift(base, 1) if base else None,
+                               until=shift(ds, 1))
+    catalog.write_spark(lifetime_states(previous, daily, dates), "features.user_lifetime")
+    return base
+
+
+def build_features(spark: SparkSession, ds: str, refit_params: bool = False,
+                   rebuild_from: str | None = None) -> FeaturesSummary:
+    """Clean, rebuild user_daily [ds-L, ds] (+ missing window days), lifetime [ds-L, ds], user_features ds."""
+    late_days = settings_mod.load().late_data_days
     raw_days = set(catalog.partitions("raw.events"))
     if ds not in raw_days:
         raise catalog.TableNotFound(f"raw.events has no partition ds={ds}")
-    have_daily = set(catalog.partitions("features.user_daily"))
-    # Rebuild ds itself always (a rerun must pick up corrected raw data); fill holes in the window.
-    to_build = sorted({ds} | {d for d in window_dates(ds) if d in raw_days and d not in have_daily})
-    if len(to_build) > 1:
-        log.warning("features.user_daily: building %d missing dates (%s .. %s) in one job",
-                    len(to_build), to_build[0], to_build[-1])
-    events = clean_events(catalog.read_spark(spark, "raw.events").where(F.col("ds").isin(to_build)))
-    orders = clean_orders(catalog.read_spark(spark, "raw.orders").where(F.col("ds").isin(to_build)))
-    catalog.write_spark(user_daily(events, orders), "features.user_daily")
+    params = load_params(spark, ds, late_days, refit=refit_params)
+    plan = plan_daily(ds, late_days, raw_days, set(catalog.partitions("features.user_daily")), rebuild_from)
+    if plan.missing_days:
+        log.warning("features.user_daily: %d dates of the 90-day window were missing (%s .. %s); "
+                    "building them in this job", len(plan.missing_days), plan.missing_days[0],
+                    plan.missing_days[-1])
+    log.info("features.user_daily: rebuilding %d true days %s .. %s from raw partitions %s .. %s (late-data "
+             "lookback %d days)", len(plan.build_days), plan.build_days[0], plan.build_days[-1],
+             plan.read_partitions[0], plan.read_partitions[-1], late_days)
+    quarantined = build_user_daily(spark, plan, params, late_days)
+    base = build_lifetime(spark, ds, late_days, first_rebuilt=plan.build_days[0])
+    log.info("features.user_lifetime up to %s: %s", ds,
+             f"merged from the state of {base}" if base else "rebuilt from scratch")
 
-    first = window_dates(ds)[0]
-    daily = catalog.read_spark(spark, "features.user_daily", since=first, until=_next_day(ds))
-    users = catalog.read_spark(spark, "raw.users", ds=ds)
-    catalog.write_spark(user_features(daily, users, ds), "features.user_features")
+    daily = catalog.read_spark(spark, "features.user_daily", since=window_dates(ds)[0], until=shift(ds, 1))
+    users = cleaning.clean(catalog.read_spark(spark, "raw.users", ds=ds), "raw.users", params, late_days).rows
+    lifetime = catalog.read_spark(spark, "features.user_lifetime", ds=ds)
+    features = user_features(daily, users.drop(cleaning.RAW_DS), lifetime, ds)
+    catalog.write_spark(features, "features.user_features")
     active = catalog.read_spark(spark, "features.user_features", ds=ds).count()
-    return FeaturesSummary(ds=ds, daily_dates_built=to_build, active_users=active)
-
-
-def _next_day(ds: str) -> str:
-    return (dt.date.fromisoformat(ds) + dt.timedelta(days=1)).isoformat()
+    return FeaturesSummary(ds=ds, daily_dates_built=plan.build_days, active_users=active,
+                           missing_dates_filled=plan.missing_days, params_fit_ds=params.fit_ds,
+                           lifetime_base=base, quarantined=quarantined)

@@ -1,159 +1,347 @@
-"""Feature engineering: raw events/orders/users -> features.user_daily -> features.user_features.
+"""Feature transforms: clean events/orders -> features.user_daily -> features.user_features (pure, Spark).
 
-The transforms are pure ``DataFrame -> DataFrame`` functions (no session, no paths). Cleaning lives in
-``jobs.cleaning``; ``jobs.build.build_features`` is the thin runner that reads and writes through the catalog.
+The transforms are ``DataFrame -> DataFrame`` functions (no session, no paths, no UDFs). Cleaning lives in
+``jobs.cleaning``, the lifetime state in ``jobs.lifetime``, and ``jobs.build`` is the thin runner. Every
+feature is declared (name, family, unit, window, description) in ``segments.feature_catalog``;
+``docs/features.md`` is generated from it.
 
-Policies (documented in the README's table list):
-- cleaning: rows without user_id or event_ts are dropped; events are deduplicated by event_id
-  (exact duplicates when event_id is missing); orders by order_id. Only completed orders count as
-  revenue.
-- a day's ``user_daily`` row is built from that day's raw partition.
-- ``user_features`` as of ds uses only ``user_daily`` rows with ds in [ds-89, ds], so nothing after
-  the logical date can leak in. A user is "active" (gets a row) with any activity in those 90 days.
+Policies:
+- inputs are cleaned rows whose ``ds`` is the true UTC day of ``event_ts`` / ``order_ts``; only completed
+  orders count as revenue; cancelled and refunded orders are counted for the cancel/refund rates.
+- ``user_features`` as of ds uses only ``user_daily`` rows with ds in [ds-89, ds] and the lifetime state
+  of ds, so nothing after the logical date can leak in. A user is "active" (gets a row) with any
+  activity in those 90 days.
+
+Speed (see ``bench/``): ``user_daily`` is ONE aggregation over events and orders together (a union, no
+join), so the plan has one shuffle. Exact distinct counts use ``size(collect_set(..))`` per user-day
+(small sets) rather than several ``countDistinct``, which would make Spark expand every row once per
+distinct column; per-category counts come from one ``collect_list``. ``user_features`` is one
+aggregation per user over the (much smaller) daily table, with no per-user lambdas (Spark runs higher-order
+functions interpreted, ~1.5 ms per user): the sequences are map lookups into a per-user ``collect_list`` of
+the last 28 days, and the category features come from ``explode`` plus plain aggregates per (user,
+category). Both share one shuffle of the window rows by user_id.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from segments.catalog import SEQUENCE_CHANNELS, UNKNOWN, WINDOWED_MEASURES
+from segments.catalog import UNKNOWN
+from segments.errors import PlatformError
+from segments.feature_catalog import (
+    AGE_BUCKETS,
+    DAYPARTS,
+    MONEY_WINDOW,
+    PATTERN_WINDOW,
+    RATE_WINDOW,
+    SEQUENCE_SOURCES,
+    TREND_RECENT_DAYS,
+)
 from segments.settings import FEATURE_WINDOWS, SEQUENCE_DAYS
 
-
 LOOKBACK_DAYS = max(FEATURE_WINDOWS)  # 90: the longest window decides which daily partitions we need
+_COMPLETED, _CANCELLED, _REFUNDED = "completed", "cancelled", "refunded"
+_SECONDS_PER_DAY = 86_400
 
-# Sequence channel -> user_daily column and scale (per day). Order is the contract in
-# catalog.SEQUENCE_CHANNELS.
-_SEQUENCE_SOURCES: dict[str, tuple[str, float]] = {
-    "seq_sessions": ("sessions", 1.0),
-    "seq_views": ("views", 1.0),
-    "seq_searches": ("searches", 1.0),
-    "seq_add_to_carts": ("add_to_carts", 1.0),
-    "seq_purchases": ("purchases", 1.0),
-    "seq_revenue": ("revenue", 1.0),
-    "seq_dwell_minutes": ("dwell_seconds", 1 / 60),
-}
-assert tuple(_SEQUENCE_SOURCES) == SEQUENCE_CHANNELS, "sequence channels drifted from the catalog"
+
+class UnknownHolidayCountry(PlatformError):
+    """SEGMENTS_HOLIDAY_COUNTRY names a country the `holidays` package does not know."""
+
+    hint = "set SEGMENTS_HOLIDAY_COUNTRY to an ISO 3166-1 alpha-2 code, e.g. US, GB, DE (see holidays.list_supported_countries())"
+
+
+def holiday_dates(country: str, first: str, last: str) -> list[str]:
+    """Public holidays of ``country`` between ``first`` and ``last`` (inclusive), as 'YYYY-MM-DD'.
+
+    Computed on the driver (a few dozen dates) and passed to Spark as a literal set: no Python UDF.
+    """
+    import holidays
+
+    start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    try:
+        calendar = holidays.country_holidays(country, years=range(start.year, end.year + 1))
+    except NotImplementedError:
+        raise UnknownHolidayCountry(f"holiday country {country!r} is not known to the holidays package") from None
+    return sorted(d.isoformat() for d in calendar if start <= d <= end)
 
 
 def _ratio(numerator: Column, denominator: Column) -> Column:
-    """numerator / denominator, 0 when the denominator is 0 (ANSI mode would raise)."""
+    """numerator / denominator, 0 when the denominator is 0 or null (ANSI mode would raise)."""
     return F.coalesce(F.try_divide(numerator, denominator), F.lit(0.0))
 
 
+def _count_if(condition: Column) -> Column:
+    return F.count(F.when(condition, 1))  # count() skips the nulls of the non-matching rows
+
+
+# --- features.user_daily ---------------------------------------------------------------------------
 def user_daily(events: DataFrame, orders: DataFrame) -> DataFrame:
-    """One row per (user_id, ds) with activity: event counts by type, dwell, and completed orders."""
-
-    def n(event_type: str) -> Column:
-        return F.sum(F.when(F.col("event_type") == event_type, 1).otherwise(0)).cast("long")
-
-    activity = events.groupBy("user_id", "ds").agg(
-        F.countDistinct("session_id").alias("sessions"),
-        n("view").alias("views"),
-        n("search").alias("searches"),
-        n("add_to_cart").alias("add_to_carts"),
-        n("remove_from_cart").alias("remove_from_carts"),
-        n("purchase").alias("purchases"),
-        F.countDistinct("product_id").alias("distinct_products"),
-        F.countDistinct("category").alias("distinct_categories"),
+    """One row per (user_id, ds) with any event or order: the columns of ``DAILY_COLUMNS``."""
+    # UTC hour from epoch seconds: independent of the session time zone.
+    hour = F.floor(F.pmod(F.unix_seconds("event_ts"), F.lit(_SECONDS_PER_DAY)) / 3600)
+    null = {"string": F.lit(None).cast("string"), "double": F.lit(None).cast("double")}
+    event_rows = events.select(
+        "user_id", "ds", "event_type", "session_id", "product_id", "category", "dwell_seconds", "device",
+        hour.alias("hour"),
+        null["string"].alias("status"), null["double"].alias("amount"), null["double"].alias("discount_amount"),
+    )
+    order_rows = orders.select(
+        "user_id", "ds",
+        *[null["string"].alias(c) for c in ("event_type", "session_id", "product_id", "category")],
+        null["double"].alias("dwell_seconds"), null["string"].alias("device"), F.lit(None).cast("long").alias("hour"),
+        "status", F.col("amount").cast("double"), F.col("discount_amount").cast("double"),
+    )
+    etype, status, h = F.col("event_type"), F.col("status"), F.col("hour")
+    completed = status == _COMPLETED
+    per_day = event_rows.unionByName(order_rows).groupBy("user_id", "ds").agg(
+        F.size(F.collect_set("session_id")).cast("long").alias("sessions"),
+        _count_if(etype == "view").alias("views"),
+        _count_if(etype == "search").alias("searches"),
+        _count_if(etype == "add_to_cart").alias("add_to_carts"),
+        _count_if(etype == "remove_from_cart").alias("remove_from_carts"),
+        _count_if(etype == "purchase").alias("purchases"),
+        F.size(F.collect_set("product_id")).cast("long").alias("distinct_products"),
         F.coalesce(F.sum("dwell_seconds"), F.lit(0.0)).alias("dwell_seconds"),
-        F.mode("device").alias("device"),
+        _count_if(completed).alias("orders"),
+        F.coalesce(F.sum(F.when(completed, F.col("amount"))), F.lit(0.0)).alias("revenue"),
+        F.coalesce(F.sum(F.when(completed, F.col("discount_amount"))), F.lit(0.0)).alias("discount_amount"),
+        F.mode("device", deterministic=True).alias("device"),  # ties: the smallest value
+        F.count("event_type").alias("events"),
+        *[_count_if((h >= lo) & (h < hi)).alias(f"events_{name}") for name, lo, hi in DAYPARTS],
+        _count_if(status == _CANCELLED).alias("cancelled_orders"),
+        _count_if(status == _REFUNDED).alias("refunded_orders"),
+        F.array_sort(F.collect_list("category")).alias("_categories"),  # collect_list skips nulls
     )
-    completed = F.col("status") == "completed"
-    money = orders.groupBy("user_id", "ds").agg(
-        F.sum(F.when(completed, 1).otherwise(0)).cast("long").alias("orders"),
-        F.sum(F.when(completed, F.col("amount")).otherwise(0.0)).alias("revenue"),
-        F.sum(F.when(completed, F.col("discount_amount")).otherwise(0.0)).alias("discount_amount"),
-    )
-    counts = ["sessions", "views", "searches", "add_to_carts", "remove_from_carts", "purchases",
-              "distinct_products", "distinct_categories", "orders"]
-    joined = activity.join(money, ["user_id", "ds"], "full_outer")
-    return joined.fillna(0, subset=counts).fillna(0.0, subset=["dwell_seconds", "revenue", "discount_amount"])
+    # Events per category from the sorted list: distinct names -> occurrences (sets are tiny per user-day).
+    names = F.array_distinct(F.col("_categories"))
+    counts = F.transform(names, lambda c: F.size(F.filter("_categories", lambda x: x == c)).cast("long"))
+    category_events = F.map_from_arrays(names, counts)
+    return per_day.select(
+        "*",
+        category_events.alias("category_events"),
+        F.size(names).cast("long").alias("distinct_categories"),
+    ).drop("_categories")
 
 
-def user_features(daily: DataFrame, users: DataFrame, ds: str) -> DataFrame:
-    """Per active user as of ``ds``: windowed aggregates, rates, trends, static attributes, sequences.
+# --- features.user_features ------------------------------------------------------------------------
+def _age_bucket(age: Column) -> Column:
+    bucket = F.lit(UNKNOWN)
+    for label, low, high in reversed(AGE_BUCKETS):
+        bucket = F.when((age >= low) & (age <= high), F.lit(label)).otherwise(bucket)
+    return F.when(age.isNull(), F.lit(UNKNOWN)).otherwise(bucket)
 
-    ``daily`` may hold any days; only [ds-89, ds] is used. ``users`` is the attribute snapshot of ds.
+
+def _trend(last7: Column, last28: Column) -> Column:
+    """log of the last 7 days' daily rate over the 21 days before: >0 ramping up, <0 fading."""
+    before_days = SEQUENCE_DAYS - TREND_RECENT_DAYS
+    before = (last28 - last7) / float(before_days)
+    return F.log((1.0 + last7 / float(TREND_RECENT_DAYS)) / (1.0 + before))
+
+
+# Least-squares slope over days t = 0..27 (t = 27 - offset) with zeros on inactive days:
+# slope = sum((t - mean_t) * y_t) / sum((t - mean_t)^2), and t - mean_t = (27 / 2) - offset.
+_T_MEAN = (SEQUENCE_DAYS - 1) / 2.0
+_T_SS = SEQUENCE_DAYS * (SEQUENCE_DAYS**2 - 1) / 12.0  # sum of (t - mean_t)^2; 1827 for 28 days
+
+
+def user_features(
+    daily: DataFrame,
+    users: DataFrame,
+    lifetime: DataFrame | None,
+    ds: str,
+    *,
+    holiday_country: str | None = None,
+) -> DataFrame:
+    """Per active user as of ``ds``: every feature of ``segments.feature_catalog.FEATURES``.
+
+    ``daily`` may hold any days; only [ds-89, ds] is used. ``users`` is the cleaned attribute snapshot of
+    ds. ``lifetime`` is the ``features.user_lifetime`` partition of ds (None: lifetime features fall back
+    to what the 90-day window shows). ``holiday_country`` defaults to ``SEGMENTS_HOLIDAY_COUNTRY``.
     """
+    if holiday_country is None:
+        from segments import settings as settings_mod
+
+        holiday_country = settings_mod.load().holiday_country
     as_of = F.to_date(F.lit(ds))
-    day_offset = F.datediff(as_of, F.to_date("ds"))  # 0 = ds itself
-    window = daily.withColumn("offset", day_offset).where(
-        (F.col("offset") >= 0) & (F.col("offset") < LOOKBACK_DAYS)
+    first = (dt.date.fromisoformat(ds) - dt.timedelta(days=LOOKBACK_DAYS - 1)).isoformat()
+    holidays_in_window = holiday_dates(holiday_country, first, ds)
+
+    # String comparisons on ds: a partition filter when daily is read from the warehouse.
+    day = F.to_date("ds")
+    window = daily.where((F.col("ds") >= first) & (F.col("ds") <= ds)).select(
+        "*",
+        F.datediff(as_of, day).alias("offset"),  # 0 = ds itself
+        (F.col("views") + F.col("searches") + F.col("add_to_carts") + F.col("purchases")).cast("double")
+        .alias("activity"),
+        F.dayofweek(day).isin(1, 7).alias("is_weekend"),  # Sunday = 1, Saturday = 7
+        F.col("ds").isin(holidays_in_window).alias("is_holiday") if holidays_in_window
+        else F.lit(False).alias("is_holiday"),
     )
-    activity = F.col("views") + F.col("searches") + F.col("add_to_carts") + F.col("purchases")
-    window = window.withColumn("activity", activity.cast("double"))
+    offset = F.col("offset")
 
     def within(days: int, value: Column) -> Column:
-        return F.sum(F.when(F.col("offset") < days, value).otherwise(0))
+        return F.coalesce(F.sum(F.when(offset < days, value)), F.lit(0)).cast("double")
 
+    events = F.col("events")
     aggs: list[Column] = [
-        F.min("offset").cast("double").alias("recency_days"),
+        F.min(offset).cast("double").alias("recency_days"),
         F.coalesce(
-            F.min(F.when((F.col("purchases") > 0) | (F.col("orders") > 0), F.col("offset"))),
+            F.min(F.when((F.col("purchases") > 0) | (F.col("orders") > 0), offset)),
             F.lit(LOOKBACK_DAYS),  # no purchase in the window: as far back as we can see
         ).cast("double").alias("purchase_recency_days"),
+        F.max(offset).alias("_first_offset"),
     ]
+    measures = {
+        "active_days": F.lit(1), "sessions": F.col("sessions"), "views": F.col("views"),
+        "add_to_carts": F.col("add_to_carts"), "purchases": F.col("purchases"), "orders": F.col("orders"),
+        "revenue": F.col("revenue"), "searches": F.col("searches"), "product_days": F.col("distinct_products"),
+        "dwell_minutes": F.col("dwell_seconds") / 60.0,
+    }
     for w in FEATURE_WINDOWS:
-        for measure in WINDOWED_MEASURES:
-            value = F.lit(1) if measure == "active_days" else F.col(measure)
-            aggs.append(within(w, value).cast("double").alias(f"{measure}_{w}d"))
+        aggs += [within(w, value).alias(f"{m}_{w}d") for m, value in measures.items()]
     aggs += [
-        within(30, F.col("dwell_seconds")).alias("_dwell_30d"),
-        within(90, F.col("discount_amount")).alias("_discount_90d"),
-        within(7, F.col("activity")).alias("_activity_7d"),
-        within(28, F.col("activity")).alias("_activity_28d"),
-        within(7, F.col("revenue")).alias("_revenue_7d"),
-        within(28, F.col("revenue")).alias("_revenue_28d"),
-        F.mode(F.when(F.col("offset") < 30, F.col("device"))).alias("device"),
+        within(RATE_WINDOW, F.col("dwell_seconds")).alias("_dwell_seconds_rw"),
+        within(MONEY_WINDOW, F.col("discount_amount")).alias("_discount_mw"),
+        within(MONEY_WINDOW, F.col("cancelled_orders")).alias("_cancelled_mw"),
+        within(MONEY_WINDOW, F.col("refunded_orders")).alias("_refunded_mw"),
+        within(PATTERN_WINDOW, events).alias("_events_pw"),
+        *[within(PATTERN_WINDOW, F.col(f"events_{name}")).alias(f"_events_{name}_pw") for name, _, _ in DAYPARTS],
+        within(PATTERN_WINDOW, F.when(F.col("is_weekend"), events)).alias("_events_weekend_pw"),
+        within(PATTERN_WINDOW, F.when(F.col("is_holiday"), events)).alias("_events_holiday_pw"),
+        within(TREND_RECENT_DAYS, F.col("activity")).alias("_activity_recent"),
+        within(SEQUENCE_DAYS, F.col("activity")).alias("_activity_seq"),
+        within(TREND_RECENT_DAYS, F.col("revenue")).alias("_revenue_recent"),
+        within(SEQUENCE_DAYS, F.col("revenue")).alias("_revenue_seq"),
+        (within(SEQUENCE_DAYS, (F.lit(_T_MEAN) - offset) * F.col("activity")) / _T_SS).alias("activity_slope_28d"),
+        (within(SEQUENCE_DAYS, (F.lit(_T_MEAN) - offset) * F.col("revenue")) / _T_SS).alias("spend_slope_28d"),
+        F.mode(F.when(offset < 30, F.col("device")), deterministic=True).alias("device"),
+        # Sequence values by day index (0 = ds-27, the oldest ... 27 = ds), so the LSTM reads time forward.
+        F.map_from_entries(F.collect_list(F.when(offset < SEQUENCE_DAYS, F.struct(
+            (F.lit(SEQUENCE_DAYS - 1) - offset).alias("index"),
+            F.struct(*[F.coalesce(F.col(column).cast("double") * scale, F.lit(0.0)).alias(channel)
+                       for channel, column, scale, _ in SEQUENCE_SOURCES]).alias("values"),
+        )))).alias("_seq_by_index"),  # collect_list skips the nulls of the older days
     ]
-    # Sequence: day index 0 = ds-27 (oldest) ... 27 = ds, so the LSTM reads time forward.
-    in_sequence = F.col("offset") < SEQUENCE_DAYS
-    day_index = F.lit(SEQUENCE_DAYS - 1) - F.col("offset")
-    for channel, (column, scale) in _SEQUENCE_SOURCES.items():
-        source = F.col(column).cast("double") * scale
-        aggs.append(F.map_from_entries(F.collect_list(F.when(in_sequence, F.struct(day_index, source))))
-                    .alias(f"_map_{channel}"))
+    # The window rows are shuffled by user_id (the category branch reads only user_id, offset and the
+    # category map, so Spark shuffles those columns separately); the per-user aggregation, the per-(user,
+    # category) aggregation and the join between them then keep that partitioning: no further Exchange.
+    by_user = window.repartition("user_id")
+    per_user = by_user.groupBy("user_id").agg(*aggs)
 
-    per_user = window.groupBy("user_id").agg(*aggs)
+    # The 28 days as structs of all channels, 0 on inactive days: 28 map lookups (code-generated), then
+    # one field of the struct array per channel. No per-user lambda (Spark interprets those, slowly).
+    zero_day = F.struct(*[F.lit(0.0).alias(channel) for channel, _, _, _ in SEQUENCE_SOURCES])
+    seq_days = F.array(*[F.coalesce(F.try_element_at(F.col("_seq_by_index"), F.lit(i)), zero_day)
+                         for i in range(SEQUENCE_DAYS)])
+    per_user = per_user.withColumn("_seq_days", seq_days)
 
-    def trend(last7: str, last28: str) -> Column:
-        # log of the last 7 days' daily rate over the 21 days before: >0 ramping up, <0 fading.
-        before = (F.col(last28) - F.col(last7)) / 21.0
-        return F.log((1.0 + F.col(last7) / 7.0) / (1.0 + before))
-
-    def as_array(channel: str) -> Column:
-        m = F.col(f"_map_{channel}")
-        return F.transform(
-            F.sequence(F.lit(0), F.lit(SEQUENCE_DAYS - 1)),
-            lambda i: F.coalesce(F.try_element_at(m, i), F.lit(0.0)),
-        )
-
-    features = per_user.select(
-        "*",
-        _ratio(F.col("_dwell_30d"), F.col("views_30d")).alias("dwell_per_view_30d"),
-        _ratio(F.col("add_to_carts_30d"), F.col("views_30d")).alias("view_to_cart_30d"),
-        _ratio(F.col("purchases_30d"), F.col("add_to_carts_30d")).alias("cart_to_purchase_30d"),
-        _ratio(F.col("_discount_90d"), F.col("revenue_90d") + F.col("_discount_90d")).alias("discount_share_90d"),
-        _ratio(F.col("revenue_90d"), F.col("orders_90d")).alias("avg_order_value_90d"),
-        trend("_activity_7d", "_activity_28d").alias("activity_trend"),
-        trend("_revenue_7d", "_revenue_28d").alias("spend_trend"),
-        *[as_array(c).alias(c) for c in SEQUENCE_CHANNELS],
+    categories = _category_features(by_user)
+    features = per_user.join(categories, "user_id", "left").select(
+        *per_user.columns,
+        *[F.coalesce(F.col(f"_distinct_categories_{w}d"), F.lit(0.0)).alias(f"distinct_categories_{w}d")
+          for w in FEATURE_WINDOWS],
+        *[F.col("_seq_days")[channel].alias(channel) for channel, _, _, _ in SEQUENCE_SOURCES],
+        F.coalesce(F.col("_category_entropy"), F.lit(0.0)).alias("_category_entropy"),
+        F.coalesce(F.col("_top_category"), F.lit(UNKNOWN)).alias("_top_category"),
     )
 
+    r, m, p = f"{RATE_WINDOW}d", f"{MONEY_WINDOW}d", f"{PATTERN_WINDOW}d"
+    all_orders_mw = F.col(f"orders_{m}") + F.col("_cancelled_mw") + F.col("_refunded_mw")
+    features = features.select(
+        "*",
+        _ratio(F.col("_dwell_seconds_rw"), F.col(f"views_{r}")).alias(f"dwell_per_view_{r}"),
+        _ratio(F.col(f"add_to_carts_{r}"), F.col(f"views_{r}")).alias(f"view_to_cart_{r}"),
+        _ratio(F.col(f"purchases_{r}"), F.col(f"add_to_carts_{r}")).alias(f"cart_to_purchase_{r}"),
+        _ratio(F.col(f"purchases_{r}"), F.col(f"views_{r}")).alias(f"view_to_purchase_{r}"),
+        _ratio(F.col(f"views_{r}"), F.col(f"searches_{r}")).alias(f"search_to_view_{r}"),
+        _ratio(F.col(f"sessions_{r}"), F.col(f"active_days_{r}")).alias(f"sessions_per_active_day_{r}"),
+        _ratio(F.col("_discount_mw"), F.col(f"revenue_{m}") + F.col("_discount_mw")).alias(f"discount_share_{m}"),
+        _ratio(F.col(f"revenue_{m}"), F.col(f"orders_{m}")).alias(f"avg_order_value_{m}"),
+        _ratio(F.col(f"revenue_{r}"), F.col(f"orders_{r}")).alias(f"avg_order_value_{r}"),
+        _ratio(F.col("_cancelled_mw"), all_orders_mw).alias(f"cancel_rate_{m}"),
+        _ratio(F.col("_refunded_mw"), all_orders_mw).alias(f"refund_rate_{m}"),
+        *[_ratio(F.col(f"_events_{name}_pw"), F.col("_events_pw")).alias(f"share_{name}_{p}")
+          for name, _, _ in DAYPARTS],
+        _ratio(F.col("_events_weekend_pw"), F.col("_events_pw")).alias(f"weekend_share_{p}"),
+        _ratio(F.col("_events_holiday_pw"), F.col("_events_pw")).alias(f"holiday_share_{p}"),
+        _trend(F.col("_activity_recent"), F.col("_activity_seq")).alias("activity_trend"),
+        _trend(F.col("_revenue_recent"), F.col("_revenue_seq")).alias("spend_trend"),
+        F.col("_category_entropy").alias(f"category_entropy_{p}"),
+        F.col("_top_category").alias(f"top_category_{p}"),
+    )
+
+    birth_year = F.col("birth_year")
+    age = (F.year(as_of) - birth_year).cast("double")
     attributes = users.select(
         "user_id",
-        (F.year(as_of) - F.col("birth_year")).cast("double").alias("age"),
+        age.alias("age"),
+        _age_bucket(age).alias("age_bucket"),
         F.datediff(as_of, F.to_date("signup_ts")).cast("double").alias("tenure_days"),
         *[F.coalesce(F.col(c), F.lit(UNKNOWN)).alias(c) for c in ("gender", "occupation", "city_tier")],
     ).dropDuplicates(["user_id"])
+    result = features.join(attributes, "user_id", "left")
+    result = _with_lifetime(result, lifetime, as_of, p)
+    result = result.fillna(UNKNOWN, subset=["gender", "occupation", "city_tier", "device", "age_bucket"])
+    result = result.withColumn("ds", F.lit(ds))
+    return result.drop(*[c for c in result.columns if c.startswith("_")])
 
-    result = features.join(attributes, "user_id", "left").select(
+
+def _category_features(window: DataFrame) -> DataFrame:
+    """Per user with any category event in the window: distinct categories per feature window, and over the
+    pattern window the entropy (bits) of the events per category and the top category (ties: smallest name).
+
+    ``window`` holds the user's daily rows with their ``offset`` (0 = ds). Users without category events get
+    no row (the caller fills 0 / UNKNOWN).
+    """
+    offset = F.col("offset")
+    per_category = (
+        window.select("user_id", "offset", F.explode("category_events").alias("category", "events"))
+        .groupBy("user_id", "category")
+        .agg(F.min(offset).alias("last_offset"),  # the category was seen within w days iff last_offset < w
+             F.sum(F.when(offset < PATTERN_WINDOW, F.col("events"))).alias("events_pw"))
+    )
+    counted = F.col("events_pw") > 0
+    # p needs the user's total first: a window over user_id (already the partitioning, so only a sort).
+    total = F.sum(F.when(counted, F.col("events_pw"))).over(Window.partitionBy("user_id")).cast("double")
+    share = F.col("events_pw") / F.col("_total")
+    return per_category.withColumn("_total", total).groupBy("user_id").agg(
+        *[_count_if(F.col("last_offset") < w).cast("double").alias(f"_distinct_categories_{w}d")
+          for w in FEATURE_WINDOWS],
+        # sum of p * -log2(p), the same terms as the definition; a single category gives exactly 0.
+        F.coalesce(F.sum(F.when(counted, share * -F.log2(share))), F.lit(0.0)).alias("_category_entropy"),
+        # Most events first, then the smallest name: min over (-events, name).
+        F.min(F.when(counted, F.struct((-F.col("events_pw")).alias("neg_events"), F.col("category"))))["category"]
+        .alias("_top_category"),
+    )
+
+
+def _with_lifetime(features: DataFrame, lifetime: DataFrame | None, as_of: Column, pattern: str) -> DataFrame:
+    """Join the lifetime state; without a state row, fall back to what the 90-day window shows."""
+    state_cols = ["first_seen_ds", "last_purchase_ds", "lifetime_orders", "lifetime_revenue", "lifetime_active_days"]
+    if lifetime is None:
+        features = features.select("*", *[F.lit(None).alias(f"_lt_{c}") for c in state_cols])
+    else:
+        features = features.join(
+            lifetime.select("user_id", *[F.col(c).alias(f"_lt_{c}") for c in state_cols]), "user_id", "left")
+    since_first = F.coalesce(F.datediff(as_of, F.to_date("_lt_first_seen_ds")), F.col("_first_offset"))
+    features = features.withColumn("days_since_first_seen", since_first.cast("double"))
+    observable = F.least(F.lit(float(LOOKBACK_DAYS)), F.col("days_since_first_seen") + 1.0)
+    never_bought = F.col("days_since_first_seen") + 1.0
+    in_window = F.when(F.col("purchase_recency_days") < LOOKBACK_DAYS, F.col("purchase_recency_days"))
+    return features.select(
         "*",
-        F.lit(ds).alias("ds"),
+        F.coalesce(F.datediff(as_of, F.to_date("_lt_last_purchase_ds")).cast("double"), in_window, never_bought)
+        .alias("lifetime_purchase_recency_days"),
+        F.coalesce(F.col("_lt_lifetime_orders").cast("double"), F.col("orders_90d")).alias("lifetime_orders"),
+        F.coalesce(F.col("_lt_lifetime_revenue").cast("double"), F.col("revenue_90d")).alias("lifetime_revenue"),
+        F.coalesce(F.col("_lt_lifetime_active_days").cast("double"), F.col("active_days_90d"))
+        .alias("lifetime_active_days"),
+        F.least(F.lit(1.0), _ratio(F.col(f"active_days_{pattern}"), observable)).alias(f"active_day_ratio_{pattern}"),
     )
-    return result.fillna(UNKNOWN, subset=["gender", "occupation", "city_tier", "device"]).drop(
-        *[c for c in result.columns if c.startswith("_")]
-    )
+
+
+assert math.isclose(_T_SS, sum((t - _T_MEAN) ** 2 for t in range(SEQUENCE_DAYS)))

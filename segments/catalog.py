@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
+from segments import feature_catalog
 from segments import settings as settings_mod
 from segments.errors import PlatformError
-from segments.settings import FEATURE_WINDOWS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -36,7 +36,9 @@ _SPARK_DDL = {
     "bool": "BOOLEAN",
     "timestamp": "TIMESTAMP",
     "array<double>": "ARRAY<DOUBLE>",
+    "map<string,long>": "MAP<STRING, BIGINT>",
 }
+_FEATURE_TYPES = {"numeric": "double", "categorical": "string", "sequence": "array<double>"}
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class Table:
             "bool": pa.bool_(),
             "timestamp": pa.timestamp("us", tz="UTC"),
             "array<double>": pa.list_(pa.float64()),
+            "map<string,long>": pa.map_(pa.string(), pa.int64()),
         }
         fields = [pa.field(c, types[t]) for c, t in self.columns]
         if self.partitioned and with_partition:
@@ -99,32 +102,11 @@ def _cols(spec: str) -> tuple[tuple[str, str], ...]:
 
 
 # --- the feature contract between jobs/ (writes it) and ml/ (reads it) -----------------------------
-# Channels of the daily behaviour sequence, in the fixed order the LSTM reads them (oldest day first).
-SEQUENCE_CHANNELS: tuple[str, ...] = (
-    "seq_sessions",
-    "seq_views",
-    "seq_searches",
-    "seq_add_to_carts",
-    "seq_purchases",
-    "seq_revenue",
-    "seq_dwell_minutes",
-)
-WINDOWED_MEASURES = ("active_days", "sessions", "views", "add_to_carts", "purchases", "orders", "revenue")
-NUMERIC_FEATURES: tuple[str, ...] = (
-    "recency_days",
-    "purchase_recency_days",
-    *[f"{m}_{w}d" for w in FEATURE_WINDOWS for m in WINDOWED_MEASURES],
-    "dwell_per_view_30d",
-    "view_to_cart_30d",
-    "cart_to_purchase_30d",
-    "discount_share_90d",
-    "avg_order_value_90d",
-    "activity_trend",
-    "spend_trend",
-    "age",
-    "tenure_days",
-)
-CATEGORICAL_FEATURES: tuple[str, ...] = ("gender", "occupation", "city_tier", "device")
+# Declared once, with descriptions, in segments/feature_catalog.py (docs/features.md is generated from it).
+# SEQUENCE_CHANNELS is the fixed order in which the LSTM reads the daily sequence (oldest day first).
+NUMERIC_FEATURES: tuple[str, ...] = feature_catalog.NUMERIC_FEATURES
+CATEGORICAL_FEATURES: tuple[str, ...] = feature_catalog.CATEGORICAL_FEATURES
+SEQUENCE_CHANNELS: tuple[str, ...] = feature_catalog.SEQUENCE_CHANNELS
 UNKNOWN = "unknown"
 
 TABLES: dict[str, Table] = {
@@ -167,21 +149,15 @@ TABLES: dict[str, Table] = {
         ),
         Table(
             "features.user_daily",
-            _cols(
-                "user_id:string, sessions:long, views:long, searches:long, add_to_carts:long,"
-                " remove_from_carts:long, purchases:long, distinct_products:long, distinct_categories:long,"
-                " dwell_seconds:double, orders:long, revenue:double, discount_amount:double, device:string"
-            ),
+            tuple((c.name, c.type) for c in feature_catalog.DAILY_COLUMNS),
             key=("user_id",),
-            description="One row per user and day of activity (cleaned events and completed orders).",
+            description="One row per user and UTC day with any event or order (cleaned); see docs/features.md.",
         ),
         Table(
             "features.user_features",
             (
                 ("user_id", "string"),
-                *[(c, "double") for c in NUMERIC_FEATURES],
-                *[(c, "string") for c in CATEGORICAL_FEATURES],
-                *[(c, "array<double>") for c in SEQUENCE_CHANNELS],
+                *[(f.name, _FEATURE_TYPES[f.kind]) for f in feature_catalog.FEATURES],
             ),
             key=("user_id",),
             description="One row per user active in the 90 days up to ds; training and scoring read it.",
@@ -205,6 +181,37 @@ TABLES: dict[str, Table] = {
             ),
             key=("segment_id",),
             description="Per ds and segment: size, share and the mean of key features.",
+        ),
+        Table(
+            "features.user_lifetime",
+            _cols(
+                "user_id:string, first_seen_ds:string, last_seen_ds:string, first_purchase_ds:string,"
+                " last_purchase_ds:string, lifetime_orders:long, lifetime_revenue:double,"
+                " lifetime_active_days:long"
+            ),
+            key=("user_id",),
+            description="Cumulative per-user state over every user_daily day <= ds (jobs/lifetime.py).",
+        ),
+        Table(
+            "features.cleaning_params",
+            _cols(
+                "table_name:string, column_name:string, param:string, quantile:double, value:double,"
+                " fitted_rows:long, window_start:string"
+            ),
+            key=("table_name", "column_name", "param"),
+            description="Winsorisation caps and imputation medians fitted on the raw window ending at ds.",
+        ),
+        Table(
+            "quality.quarantine",
+            _cols("table_name:string, reason:string, row_key:string, row_json:string"),
+            key=("table_name", "row_key", "reason"),
+            description="Impossible raw rows with a reason code, partitioned by the raw partition they came from.",
+        ),
+        Table(
+            "quality.cleaning_log",
+            _cols("table_name:string, step:string, column_name:string, detail:string, rows:long"),
+            key=("table_name", "step", "column_name", "detail"),
+            description="Rows affected by each cleaning step, per raw partition ds.",
         ),
         Table(
             "quality.validation_results",
@@ -356,3 +363,20 @@ def write_arrow(name: str, data: "pa.Table", ds: str | None = None) -> None:
         target.rename(trash)
     staging.rename(target)
     shutil.rmtree(trash, ignore_errors=True)
+
+
+def delete_partition(name: str, ds: str) -> bool:
+    """Remove one partition (a rebuilt day that has no rows any more); return whether it existed.
+
+    Spark's dynamic overwrite replaces only the partitions that have rows, so a day that became empty
+    would otherwise keep its stale rows. One rename takes it out of sight, then its files are removed.
+    """
+    if not table(name).partitioned:
+        raise ValueError(f"{name} is not partitioned: it has no partition ds={ds}")
+    target = Path(partition_path(name, ds))
+    if not target.exists():
+        return False
+    trash = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
+    target.rename(trash)
+    shutil.rmtree(trash, ignore_errors=True)
+    return True

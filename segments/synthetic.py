@@ -43,10 +43,17 @@ Realism knobs (constants below):
 * one order per session with purchases: amount = sum(price * quantity) - discount, ``order_ts`` = last
   purchase event; status ~94% completed, 4% cancelled, 2% refunded;
 * data-quality defects: ~0.7% exact duplicate event rows (same ``event_id``), ~0.1% events with a null
-  ``user_id``, and a few percent missing user attributes (birth_year, gender, occupation, city_tier).
+  ``user_id``, and a few percent missing user attributes (birth_year, gender, occupation, city_tier);
+* dirt the cleaning stage must handle (``_add_dirt``, its own rng stream, so the behaviour above is
+  untouched): ~0.05% extra rows with an event type outside the contract (``app_open``), ~0.05% extra
+  copies of views with a negative price, ~0.03% views whose price is 100x (a feed error, winsorised), and
+  late arrival: ~1% of a day's events land in the next day's raw partition and ~0.05% four days later
+  (beyond the default 2-day lookback), keeping their true ``event_ts``. Late rows of the last days, due
+  after ``end_date``, have not arrived yet and are not written. Orders always arrive on time.
 
-Determinism: user-level attributes come from ``default_rng([seed, _STATIC_STREAM])`` and each day from
-``default_rng([seed, day_index])``, so the same arguments always produce the same Parquet content.
+Determinism: user-level attributes come from ``default_rng([seed, _STATIC_STREAM])``, each day from
+``default_rng([seed, day_index])`` and its dirt from ``default_rng([seed, _DIRT_STREAM, day_index])``, so
+the same arguments always produce the same Parquet content.
 Everything is vectorised with numpy/pyarrow; the only Python loop is over days (one day in memory).
 """
 
@@ -86,6 +93,7 @@ CATEGORIES = (
 )
 
 _STATIC_STREAM = 2**31 - 1  # rng stream for user/product attributes; day streams are 0..days-1
+_DIRT_STREAM = 2**31 - 2  # rng streams [seed, _DIRT_STREAM, day] for the dirt of each day
 _N_CATEGORIES = len(CATEGORIES)
 _PRODUCTS_PER_CATEGORY = 250
 _US_PER_DAY = 86_400_000_000
@@ -117,6 +125,14 @@ _FAVOURITE_CATEGORY_SHARE = 0.55
 _DUPLICATE_RATE = 0.007
 _NULL_USER_RATE = 0.001
 _MISSING_ATTR = {"birth_year": 0.04, "gender": 0.03, "occupation": 0.06, "city_tier": 0.03}
+JUNK_EVENT_TYPE = "app_open"  # outside the event-type contract: cleaning quarantines it
+_JUNK_TYPE_RATE = 0.0005  # extra rows with JUNK_EVENT_TYPE, per event
+_NEGATIVE_PRICE_RATE = 0.0005  # extra copies of views with a negative price, per event
+_PRICE_OUTLIER_RATE = 0.0003  # share of views whose price is 100x
+_PRICE_OUTLIER_FACTOR = 100.0
+_LATE_NEXT_DAY = 0.01  # share of a day's events arriving in the next day's partition
+_LATE_FAR = 0.0005  # share arriving _LATE_FAR_DAYS later (beyond the default lookback of 2 days)
+_LATE_FAR_DAYS = 4
 
 # Trajectories, in days before end_date (b = 0 is end_date).
 _AR_DECAY_DAYS = (28, 42)  # at_risk decay starts this many days before end (inclusive range)
@@ -450,6 +466,41 @@ def _day(
     return events, orders
 
 
+def _add_dirt(events: pa.Table, ymd: str, rng: np.random.Generator) -> dict[int, pa.Table]:
+    """Dirty one day's events; returns {arrival delay in days: rows arriving then} (0 = on time)."""
+    n = events.num_rows
+    event_type = events.column("event_type").to_numpy(zero_copy_only=False)
+    views = np.flatnonzero(event_type == "view")
+    price = events.column("price").to_numpy().copy()
+    outliers = views[rng.random(len(views)) < _PRICE_OUTLIER_RATE]
+    event_id = events.column("event_id").to_numpy(zero_copy_only=False)
+    outliers = np.isin(event_id, event_id[outliers])  # duplicates of an outlier stay exact copies
+    price[outliers] = np.round(price[outliers] * _PRICE_OUTLIER_FACTOR, 2)
+    events = events.set_column(events.schema.get_field_index("price"), "price", pa.array(price, pa.float64()))
+
+    # Junk rows are extra copies with their own ids: dropping them gives back the clean day exactly.
+    picked = rng.choice(n, rng.binomial(n, _JUNK_TYPE_RATE)) if n else []
+    junk_type = events.take(pa.array(picked, pa.int64()))
+    junk_type = junk_type.set_column(junk_type.schema.get_field_index("event_type"), "event_type",
+                                     pa.array([JUNK_EVENT_TYPE] * junk_type.num_rows, pa.string()))
+    k = rng.binomial(len(views), _NEGATIVE_PRICE_RATE * n / max(len(views), 1)) if len(views) else 0
+    negative = events.take(pa.array(rng.choice(views, k) if k else [], pa.int64()))
+    negative = negative.set_column(negative.schema.get_field_index("price"), "price",
+                                   pc.negate(pc.add(negative.column("price"), 1.0)))
+    junk = pa.concat_tables([junk_type, negative])
+    junk = junk.set_column(0, "event_id", _ids(f"e{ymd}x", np.arange(junk.num_rows), 7))
+    events = pa.concat_tables([events, junk])
+
+    u = rng.random(events.num_rows)
+    late_next = u < _LATE_NEXT_DAY
+    late_far = (u >= _LATE_NEXT_DAY) & (u < _LATE_NEXT_DAY + _LATE_FAR)
+    return {
+        0: events.filter(pa.array(~(late_next | late_far))),
+        1: events.filter(pa.array(late_next)),
+        _LATE_FAR_DAYS: events.filter(pa.array(late_far)),
+    }
+
+
 def generate(users: int, days: int, end_date: str, seed: int = 42, progress: bool = True) -> SeedSummary:
     """Write raw.events/raw.orders/raw.users for each ds in the window, and eval.planted_personas."""
     if users < len(PERSONAS) or days < 1:
@@ -468,11 +519,17 @@ def generate(users: int, days: int, end_date: str, seed: int = 42, progress: boo
     )
 
     n_events = n_orders = 0
+    arriving: dict[int, list[pa.Table]] = {}  # day index -> late rows that arrive in its partition
     for d in tqdm(range(days), disable=not progress, desc="synthetic warehouse", unit="day"):
         date = start + dt.timedelta(days=d)
         ds = date.isoformat()
         events, orders = _day(d, days, date, pop, product_ids, product_prices, ng_scale,
                               np.random.default_rng([seed, d]))
+        by_delay = _add_dirt(events, date.strftime("%Y%m%d"), np.random.default_rng([seed, _DIRT_STREAM, d]))
+        for delay, rows in by_delay.items():
+            if delay:
+                arriving.setdefault(d + delay, []).append(rows)
+        events = pa.concat_tables([by_delay[0], *arriving.pop(d, [])])
         catalog.write_arrow("raw.events", events, ds)
         catalog.write_arrow("raw.orders", orders, ds)
         catalog.write_arrow("raw.users", pop.users_table.filter(pa.array(pop.signup_day <= d)), ds)

@@ -1,29 +1,38 @@
-"""Feature transforms on tiny hand-made DataFrames; each expected value is worked out in a comment."""
+"""Feature transforms on tiny hand-made DataFrames; each expected value is worked out in a comment.
+
+One test (or more) per feature family of ``segments.feature_catalog``: activity, money, rates, recency /
+RFM, time patterns, trend, diversity, static, lifetime, the sequence; plus the catalogue contract itself
+(every catalogued feature is produced, docs/features.md is generated from the catalogue).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+from pathlib import Path
 
 import pytest
 
-from jobs import build, cleaning, features
-from segments import catalog
-
-pytestmark = pytest.mark.spark
+from jobs import build, features
+from segments import catalog, feature_catalog
 
 UTC = dt.timezone.utc
+DS = "2026-03-28"  # a Saturday; the 90-day window is [2025-12-29, 2026-03-28]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def ts(day: str, hour: int = 12) -> dt.datetime:
     return dt.datetime.fromisoformat(day).replace(hour=hour, tzinfo=UTC)
 
 
-def events_df(spark, rows):
+def events_df(spark, rows, hours=None, devices=None):
     """rows: (event_id, user_id, ds, event_type, price, session_id, product, category, dwell)."""
-    data = [
-        (eid, uid, ts(d), etype, "p" + str(prod), cat, price, 1, sess, dwell, "mobile", d)
-        for eid, uid, d, etype, price, sess, prod, cat, dwell in rows
-    ]
+    data = []
+    for i, (eid, uid, d, etype, price, sess, prod, cat, dwell) in enumerate(rows):
+        hour = hours[i] if hours else 12
+        device = devices[i] if devices else "mobile"
+        product = None if prod is None else "p" + str(prod)
+        data.append((eid, uid, ts(d, hour), etype, product, cat, price, 1, sess, dwell, device, d))
     return spark.createDataFrame(data, catalog.table("raw.events").spark_ddl())
 
 
@@ -33,121 +42,358 @@ def orders_df(spark, rows):
     return spark.createDataFrame(data, catalog.table("raw.orders").spark_ddl())
 
 
-def test_clean_events_drops_missing_user_and_duplicates(spark):
-    df = events_df(spark, [
-        ("e1", "u1", "2026-03-01", "view", 1.0, "s1", 1, "a", 5.0),
-        ("e1", "u1", "2026-03-01", "view", 1.0, "s1", 1, "a", 5.0),   # duplicate event_id -> dropped
-        ("e2", None, "2026-03-01", "view", 1.0, "s1", 1, "a", 5.0),   # no user -> dropped
-        (None, "u2", "2026-03-01", "view", 1.0, "s9", 1, "a", 5.0),   # no id: kept once...
-        (None, "u2", "2026-03-01", "view", 1.0, "s9", 1, "a", 5.0),   # ...exact duplicate dropped
-        (None, "u2", "2026-03-01", "search", 0.0, "s9", 1, "a", 5.0), # no id but different row: kept
-    ])
-    out = cleaning.clean_events(df)
-    assert out.count() == 3
-    assert out.where("user_id is null").count() == 0
-
-
-def test_clean_orders_dedupes_by_order_id(spark):
-    df = orders_df(spark, [("o1", "u1", "2026-03-01", 10.0, 0.0, "completed")] * 2
-                   + [("o2", None, "2026-03-01", 5.0, 0.0, "completed")])
-    assert cleaning.clean_orders(df).count() == 1
-
-
-def test_user_daily_counts_and_money(spark):
+# --- user_daily ------------------------------------------------------------------------------------
+@pytest.mark.spark
+def test_user_daily_counts_money_and_distincts(spark):
     ev = events_df(spark, [
         ("e1", "u1", "2026-03-01", "view", 10.0, "s1", 1, "shoes", 30.0),
         ("e2", "u1", "2026-03-01", "view", 20.0, "s1", 2, "shoes", 60.0),
         ("e3", "u1", "2026-03-01", "add_to_cart", 20.0, "s2", 2, "shoes", 0.0),
         ("e4", "u1", "2026-03-01", "purchase", 20.0, "s2", 2, "shoes", 0.0),
-        ("e5", "u1", "2026-03-02", "search", 0.0, "s3", 3, "hats", 15.0),
+        ("e5", "u1", "2026-03-01", "search", 0.0, "s2", None, "hats", 0.0),
+        ("e6", "u1", "2026-03-02", "search", 0.0, "s3", None, "hats", 15.0),
     ])
     od = orders_df(spark, [
         ("o1", "u1", "2026-03-01", 18.0, 2.0, "completed"),
-        ("o2", "u1", "2026-03-01", 50.0, 0.0, "cancelled"),   # not revenue
-        ("o3", "u9", "2026-03-02", 7.0, 0.0, "completed"),    # order without events still gives a row
+        ("o2", "u1", "2026-03-01", 50.0, 9.0, "cancelled"),   # not revenue, counted as cancelled
+        ("o3", "u1", "2026-03-01", 30.0, 0.0, "refunded"),    # not revenue, counted as refunded
+        ("o4", "u9", "2026-03-02", 7.0, 0.0, "completed"),    # order without events still gives a row
     ])
     rows = {(r.user_id, r.ds): r for r in features.user_daily(ev, od).collect()}
     d1 = rows[("u1", "2026-03-01")]
-    # 2 sessions (s1, s2); views e1+e2; products {1,2}; dwell 30+60; 1 completed order of 18 with 2 off.
-    assert (d1.sessions, d1.views, d1.add_to_carts, d1.purchases) == (2, 2, 1, 1)
-    assert (d1.distinct_products, d1.distinct_categories, d1.dwell_seconds) == (2, 1, 90.0)
+    # 2 sessions (s1, s2); views e1+e2; products {p1, p2} (the search has none); dwell 30+60.
+    assert (d1.sessions, d1.views, d1.searches, d1.add_to_carts, d1.purchases) == (2, 2, 1, 1, 1)
+    assert (d1.distinct_products, d1.dwell_seconds, d1.events) == (2, 90.0, 5)
+    # Only o1 is revenue (18 with 2 off); o2 cancelled, o3 refunded.
     assert (d1.orders, d1.revenue, d1.discount_amount) == (1, 18.0, 2.0)
+    assert (d1.cancelled_orders, d1.refunded_orders) == (1, 1)
+    # Categories: shoes x4 (e1-e4), hats x1 (e5) -> 2 distinct.
+    assert d1.category_events == {"shoes": 4, "hats": 1} and d1.distinct_categories == 2
     assert rows[("u1", "2026-03-02")].searches == 1
     u9 = rows[("u9", "2026-03-02")]
-    assert (u9.views, u9.orders, u9.revenue) == (0, 1, 7.0)
+    # Orders only: every event count is 0, no device, no categories.
+    assert (u9.views, u9.sessions, u9.events, u9.orders, u9.revenue) == (0, 0, 0, 1, 7.0)
+    assert u9.device is None and u9.category_events == {} and u9.distinct_categories == 0
+    assert catalog.conform(features.user_daily(ev, od), "features.user_daily").count() == 3
+
+
+@pytest.mark.spark
+def test_user_daily_time_of_day_buckets_and_main_device(spark):
+    day = "2026-03-01"
+    ev = events_df(spark, [(f"e{i}", "u1", day, "view", 1.0, "s1", i, "a", 0.0) for i in range(6)],
+                   # UTC hours: 0 and 5 -> night [0,6); 6 -> morning; 12 and 17 -> afternoon; 23 -> evening.
+                   hours=[0, 5, 6, 12, 17, 23],
+                   # desktop x3, mobile x3: a tie -> the alphabetically first, desktop.
+                   devices=["mobile", "desktop", "mobile", "desktop", "mobile", "desktop"])
+    r = features.user_daily(ev, orders_df(spark, [])).collect()[0]
+    assert (r.events_night, r.events_morning, r.events_afternoon, r.events_evening) == (2, 1, 2, 1)
+    assert r.device == "desktop"
+
+
+@pytest.mark.spark
+def test_user_daily_plan_has_a_single_shuffle(spark):
+    # Events and orders go through ONE aggregation: one Exchange, no join, no Expand (countDistinct).
+    ev = events_df(spark, [("e1", "u1", "2026-03-01", "view", 1.0, "s1", 1, "a", 0.0)])
+    od = orders_df(spark, [("o1", "u1", "2026-03-01", 5.0, 0.0, "completed")])
+    plan = features.user_daily(ev, od)._jdf.queryExecution().executedPlan().toString()
+    assert plan.count("Exchange") == 1, plan
+    assert "Expand" not in plan and "Join" not in plan, plan
+
+
+# --- user_features helpers -------------------------------------------------------------------------
+_DAILY_DEFAULTS = {
+    "sessions": 1, "views": 0, "searches": 0, "add_to_carts": 0, "remove_from_carts": 0, "purchases": 0,
+    "distinct_products": 1, "distinct_categories": 1, "dwell_seconds": 0.0, "orders": 0, "revenue": 0.0,
+    "discount_amount": 0.0, "device": "desktop", "events": None, "events_night": 0, "events_morning": 0,
+    "events_afternoon": None, "events_evening": 0, "cancelled_orders": 0, "refunded_orders": 0,
+    "category_events": None,
+}
 
 
 def _daily(spark, rows):
-    """rows: (user_id, ds, views, add_to_carts, purchases, orders, revenue, discount)."""
-    t = catalog.table("features.user_daily")
+    """rows: dicts with user_id, ds and any user_daily column (defaults above).
+
+    By default events = views + searches + add_to_carts + purchases, all in the afternoon, and the
+    category map is {"a": events}.
+    """
+    table = catalog.table("features.user_daily")
     data = []
-    for uid, d, views, carts, purchases, orders, revenue, discount in rows:
-        data.append((uid, 1, views, 0, carts, 0, purchases, 1, 1, 60.0 * views, orders, revenue, discount,
-                     "desktop", d))
-    return spark.createDataFrame(data, t.spark_ddl())
+    for row in rows:
+        r = dict(_DAILY_DEFAULTS) | row
+        if r["events"] is None:
+            r["events"] = r["views"] + r["searches"] + r["add_to_carts"] + r["purchases"]
+        if r["events_afternoon"] is None:
+            r["events_afternoon"] = r["events"]
+        if r["category_events"] is None:
+            r["category_events"] = {"a": r["events"]} if r["events"] else {}
+        data.append(tuple(r[c] for c in table.column_names) + (r["ds"],))
+    return spark.createDataFrame(data, table.spark_ddl())
 
 
 def _users(spark, rows):
-    data = [(uid, ts(signup), by, g, None, None, "2026-03-28") for uid, signup, by, g in rows]
+    """rows: (user_id, signup day, birth_year, gender)."""
+    data = [(uid, ts(signup), by, g, None, None, DS) for uid, signup, by, g in rows]
     return spark.createDataFrame(data, catalog.table("raw.users").spark_ddl())
 
 
-def test_user_features_windows_rates_and_sequence(spark):
-    ds = "2026-03-28"
-    daily = _daily(spark, [
-        # u1: active on ds (offset 0), 10 days before (offset 10) and 60 days before (offset 60).
-        ("u1", "2026-03-28", 4, 2, 1, 1, 30.0, 10.0),
-        ("u1", "2026-03-18", 6, 0, 0, 0, 0.0, 0.0),
-        ("u1", "2026-01-27", 10, 5, 2, 2, 70.0, 0.0),
-        ("u1", "2026-03-29", 99, 9, 9, 9, 999.0, 0.0),  # after ds: must be ignored (point in time)
-        ("u1", "2025-12-01", 99, 9, 9, 9, 999.0, 0.0),  # older than 90 days: ignored
+def _lifetime(spark, rows):
+    """rows: (user_id, first_seen_ds, last_purchase_ds, lifetime_orders, lifetime_revenue, active_days)."""
+    data = [(uid, first, DS, None, last_buy, orders, revenue, days, DS)
+            for uid, first, last_buy, orders, revenue, days in rows]
+    return spark.createDataFrame(data, catalog.table("features.user_lifetime").spark_ddl())
+
+
+def _features(spark, daily_rows, users=(), lifetime=None, ds=DS, country="US"):
+    out = features.user_features(_daily(spark, daily_rows), _users(spark, list(users)),
+                                 _lifetime(spark, lifetime) if lifetime is not None else None, ds,
+                                 holiday_country=country)
+    return {r.user_id: r for r in out.collect()}
+
+
+def _day(offset: int, ds: str = DS) -> str:
+    return (dt.date.fromisoformat(ds) - dt.timedelta(days=offset)).isoformat()
+
+
+# --- activity, money, rates, recency, sequence ------------------------------------------------------
+@pytest.mark.spark
+def test_windows_money_rates_recency_and_sequence(spark):
+    rows = _features(spark, [
+        # u1: active on ds (offset 0), 10 days before and 60 days before.
+        {"user_id": "u1", "ds": DS, "views": 4, "add_to_carts": 2, "purchases": 1, "orders": 1, "revenue": 30.0,
+         "discount_amount": 10.0, "searches": 2, "sessions": 2, "dwell_seconds": 240.0, "distinct_products": 3,
+         "cancelled_orders": 1},
+        {"user_id": "u1", "ds": _day(10), "views": 6, "dwell_seconds": 120.0, "distinct_products": 3},
+        {"user_id": "u1", "ds": _day(60), "views": 10, "add_to_carts": 5, "purchases": 2, "orders": 2,
+         "revenue": 70.0, "refunded_orders": 1},
+        # after ds and older than 90 days: ignored (point in time / window)
+        {"user_id": "u1", "ds": "2026-03-29", "views": 99, "orders": 9, "revenue": 999.0},
+        {"user_id": "u1", "ds": "2025-12-01", "views": 99, "orders": 9, "revenue": 999.0},
         # u2: only active 27 days before ds -> first element of its sequence.
-        ("u2", "2026-03-01", 3, 0, 0, 0, 0.0, 0.0),
-    ])
-    users = _users(spark, [("u1", "2025-03-28", 1996, "f")])  # u2 has no attributes
-    rows = {r.user_id: r for r in features.user_features(daily, users, ds).collect()}
+        {"user_id": "u2", "ds": _day(27), "views": 3},
+    ], users=[("u1", "2025-03-28", 1996, "f")])
     assert set(rows) == {"u1", "u2"}
     u1, u2 = rows["u1"], rows["u2"]
     assert u1.recency_days == 0 and u1.purchase_recency_days == 0
     # 7d: only ds (4 views); 30d: ds + offset 10 (4+6); 90d: + offset 60 (20).
     assert (u1.views_7d, u1.views_30d, u1.views_90d) == (4, 10, 20)
     assert (u1.active_days_7d, u1.active_days_30d, u1.active_days_90d) == (1, 2, 3)
-    assert u1.revenue_90d == 100.0 and u1.orders_90d == 3
+    assert (u1.searches_7d, u1.sessions_30d, u1.sessions_90d) == (2, 3, 4)  # sessions default 1 per day
+    assert (u1.product_days_7d, u1.product_days_30d, u1.product_days_90d) == (3, 6, 7)
+    assert u1.dwell_minutes_30d == pytest.approx(6.0)  # (240 + 120) s
+    # Money: RFM frequency/monetary per window; AOV = revenue / completed orders.
+    assert (u1.orders_7d, u1.orders_90d, u1.revenue_30d, u1.revenue_90d) == (1, 3, 30.0, 100.0)
+    assert u1.avg_order_value_90d == pytest.approx(100 / 3) and u1.avg_order_value_30d == pytest.approx(30.0)
+    assert u1.discount_share_90d == pytest.approx(10 / 110)  # discount / (revenue + discount)
+    # 3 completed + 1 cancelled + 1 refunded orders in 90 days.
+    assert u1.cancel_rate_90d == pytest.approx(1 / 5) and u1.refund_rate_90d == pytest.approx(1 / 5)
+    # Rates over 30 days: views 10, carts 2, purchases 1, searches 2, dwell 360 s, 3 sessions on 2 days.
     assert u1.view_to_cart_30d == pytest.approx(2 / 10)
     assert u1.cart_to_purchase_30d == pytest.approx(1 / 2)
-    assert u1.discount_share_90d == pytest.approx(10 / 110)  # discount / (revenue + discount)
-    assert u1.avg_order_value_90d == pytest.approx(100 / 3)
-    assert u1.dwell_per_view_30d == pytest.approx(60.0)
-    # Age: 2026 - 1996; tenure: one year (365 days).
-    assert (u1.age, u1.tenure_days, u1.gender, u1.occupation) == (30.0, 365.0, "f", "unknown")
+    assert u1.view_to_purchase_30d == pytest.approx(1 / 10)
+    assert u1.search_to_view_30d == pytest.approx(10 / 2)
+    assert u1.dwell_per_view_30d == pytest.approx(36.0)
+    assert u1.sessions_per_active_day_30d == pytest.approx(3 / 2)
     # Sequence, oldest first: ds is the last element, offset 10 is index 17.
     assert len(u1.seq_views) == 28 and u1.seq_views[27] == 4 and u1.seq_views[17] == 6
-    assert sum(u1.seq_views) == 10
-    # u2: 27 days ago -> index 0; never purchased -> purchase recency = the 90-day horizon.
+    assert sum(u1.seq_views) == 10 and u1.seq_dwell_minutes[27] == pytest.approx(4.0)
+    # u2: 27 days ago -> index 0; never purchased -> purchase recency = the 90-day horizon; ratios 0.
     assert u2.seq_views[0] == 3 and sum(u2.seq_views) == 3
     assert u2.recency_days == 27 and u2.purchase_recency_days == 90
-    assert u2.gender == "unknown" and u2.age is None
+    assert u2.view_to_cart_30d == 0.0 and u2.avg_order_value_90d == 0.0 and u2.cancel_rate_90d == 0.0
 
 
-def test_trend_separates_fading_from_ramping(spark):
-    ds = "2026-03-28"
-    # Same total activity (12 views) over 28 days: 'fading' early, 'ramping' in the last week.
-    daily = _daily(spark, [
-        ("fading", "2026-03-02", 6, 0, 0, 0, 0.0, 0.0),
-        ("fading", "2026-03-05", 6, 0, 0, 0, 0.0, 0.0),
-        ("ramping", "2026-03-25", 6, 0, 0, 0, 0.0, 0.0),
-        ("ramping", "2026-03-27", 6, 0, 0, 0, 0.0, 0.0),
+# --- time patterns ---------------------------------------------------------------------------------
+@pytest.mark.spark
+def test_time_of_day_weekend_and_holiday_shares(spark):
+    # ds 2026-03-28 is a Saturday; 2026-01-01 (a Thursday) is a US public holiday (New Year's Day),
+    # 2026-03-25 a plain Wednesday.
+    rows = _features(spark, [
+        {"user_id": "u1", "ds": DS, "views": 4, "events_night": 1, "events_morning": 1, "events_afternoon": 2},
+        {"user_id": "u1", "ds": "2026-01-01", "views": 2, "events_afternoon": 0, "events_evening": 2},
+        {"user_id": "u1", "ds": "2026-03-25", "views": 2, "events_afternoon": 2},
+        {"user_id": "u2", "ds": DS, "views": 0, "orders": 1, "revenue": 5.0},  # no events at all
     ])
-    rows = {r.user_id: r for r in features.user_features(daily, _users(spark, []), ds).collect()}
-    assert sum(rows["fading"].seq_views) == sum(rows["ramping"].seq_views) == 12
-    assert rows["fading"].activity_trend < 0 < rows["ramping"].activity_trend
+    u1 = rows["u1"]
+    # 8 events: night 1, morning 1, afternoon 2 + 2, evening 2.
+    assert (u1.share_night_90d, u1.share_morning_90d) == (pytest.approx(1 / 8), pytest.approx(1 / 8))
+    assert (u1.share_afternoon_90d, u1.share_evening_90d) == (pytest.approx(4 / 8), pytest.approx(2 / 8))
+    assert u1.weekend_share_90d == pytest.approx(4 / 8)  # only ds is a weekend day
+    assert u1.holiday_share_90d == pytest.approx(2 / 8)  # New Year's Day
+    # No lifetime state: first seen = the oldest active day in the window (2026-01-01, 86 days ago),
+    # so 87 observable days and 3 active ones.
+    assert u1.days_since_first_seen == 86 and u1.active_day_ratio_90d == pytest.approx(3 / 87)
+    u2 = rows["u2"]
+    assert (u2.share_night_90d, u2.weekend_share_90d, u2.holiday_share_90d) == (0.0, 0.0, 0.0)
+    # Another country: 2026-01-01 is a holiday almost everywhere, 2026-03-25 is Greek Independence Day.
+    gr = _features(spark, [{"user_id": "u1", "ds": "2026-03-25", "views": 2},
+                           {"user_id": "u1", "ds": "2026-03-24", "views": 2}], country="GR")
+    assert gr["u1"].holiday_share_90d == pytest.approx(2 / 4)
 
 
-def test_user_features_conforms_to_catalog(spark):
-    daily = _daily(spark, [("u1", "2026-03-28", 1, 0, 0, 0, 0.0, 0.0)])
-    out = features.user_features(daily, _users(spark, []), "2026-03-28")
-    conformed = catalog.conform(out, "features.user_features")
-    assert conformed.columns == catalog.table("features.user_features").all_columns()
+def test_holiday_dates_come_from_the_holidays_package():
+    dates = features.holiday_dates("US", "2025-12-20", "2026-01-20")
+    # Christmas, New Year's Day and Martin Luther King Jr. Day (third Monday of January: Jan 19, 2026).
+    assert dates == ["2025-12-25", "2026-01-01", "2026-01-19"]
+    with pytest.raises(features.UnknownHolidayCountry, match="'XX'"):
+        features.holiday_dates("XX", "2026-01-01", "2026-01-31")
+
+
+# --- trend -----------------------------------------------------------------------------------------
+@pytest.mark.spark
+def test_trend_and_slope_separate_fading_from_ramping(spark):
+    # Same total activity (12 views) over 28 days: 'fading' early, 'ramping' in the last week.
+    rows = _features(spark, [
+        {"user_id": "fading", "ds": "2026-03-02", "views": 6},
+        {"user_id": "fading", "ds": "2026-03-05", "views": 6},
+        {"user_id": "ramping", "ds": "2026-03-25", "views": 6},
+        {"user_id": "ramping", "ds": "2026-03-27", "views": 6},
+        {"user_id": "one_day", "ds": DS, "views": 2, "revenue": 10.0, "orders": 1},
+    ])
+    fading, ramping = rows["fading"], rows["ramping"]
+    assert sum(fading.seq_views) == sum(ramping.seq_views) == 12
+    assert fading.activity_trend < 0 < ramping.activity_trend
+    assert fading.activity_slope_28d < 0 < ramping.activity_slope_28d
+    # Slope = sum((t - 13.5) * y_t) / 1827 with t = 27 on ds: 2 views -> 13.5 * 2 / 1827;
+    # trend = log((1 + 2/7) / (1 + 0/21)).
+    one = rows["one_day"]
+    assert one.activity_slope_28d == pytest.approx(13.5 * 2 / 1827)
+    assert one.spend_slope_28d == pytest.approx(13.5 * 10 / 1827)
+    assert one.activity_trend == pytest.approx(math.log(1 + 2 / 7))
+
+
+# --- diversity -------------------------------------------------------------------------------------
+@pytest.mark.spark
+def test_category_entropy_top_category_and_window_distincts(spark):
+    rows = _features(spark, [
+        {"user_id": "u1", "ds": DS, "views": 2, "category_events": {"b": 2}},
+        {"user_id": "u1", "ds": _day(3), "views": 2, "category_events": {"a": 1, "b": 1}},
+        {"user_id": "u1", "ds": _day(40), "views": 4, "category_events": {"a": 3, "c": 1}},
+        {"user_id": "single", "ds": DS, "views": 5, "category_events": {"z": 5}},
+        {"user_id": "none", "ds": DS, "views": 0, "orders": 1, "category_events": {}},
+    ])
+    u1 = rows["u1"]
+    # 90 days: a 4, b 3, c 1 of 8 -> H = -(.5 log2 .5 + .375 log2 .375 + .125 log2 .125) bits.
+    expected = -sum(p * math.log2(p) for p in (4 / 8, 3 / 8, 1 / 8))
+    assert u1.category_entropy_90d == pytest.approx(expected)
+    assert u1.top_category_90d == "a"
+    # 7d: {a, b}; 30d: {a, b}; 90d: {a, b, c}.
+    assert (u1.distinct_categories_7d, u1.distinct_categories_30d, u1.distinct_categories_90d) == (2, 2, 3)
+    assert rows["single"].category_entropy_90d == 0.0 and rows["single"].top_category_90d == "z"
+    assert rows["none"].category_entropy_90d == 0.0 and rows["none"].top_category_90d == "unknown"
+    # A tie (a 1, b 1) -> the alphabetically first.
+    tie = _features(spark, [{"user_id": "t", "ds": DS, "views": 2, "category_events": {"b": 1, "a": 1}}])
+    assert tie["t"].top_category_90d == "a" and tie["t"].category_entropy_90d == pytest.approx(1.0)
+
+
+# --- static ----------------------------------------------------------------------------------------
+@pytest.mark.spark
+def test_static_attributes_age_bucket_and_unknowns(spark):
+    rows = _features(spark, [
+        {"user_id": "u1", "ds": DS, "views": 1},
+        {"user_id": "u2", "ds": DS, "views": 1},
+        {"user_id": "u3", "ds": DS, "views": 1},
+        {"user_id": "u4", "ds": DS, "views": 1},
+    ], users=[("u1", "2025-03-28", 1996, "f"), ("u2", "2026-03-01", 2002, None),
+              ("u3", "2020-01-01", 1961, "m")])  # u4 has no attributes row
+    u1, u2, u3, u4 = (rows[u] for u in ("u1", "u2", "u3", "u4"))
+    # Age = 2026 - birth year: 30 -> 25_34, 24 -> under_25, 65 -> 65_plus. Tenure: one year = 365 days.
+    assert (u1.age, u1.age_bucket, u1.tenure_days, u1.gender, u1.occupation) == (30.0, "25_34", 365.0, "f", "unknown")
+    assert (u2.age_bucket, u2.gender, u2.tenure_days) == ("under_25", "unknown", 27.0)
+    assert u3.age_bucket == "65_plus"
+    assert u4.age is None and u4.age_bucket == "unknown" and u4.gender == "unknown" and u4.device == "desktop"
+
+
+# --- lifetime --------------------------------------------------------------------------------------
+@pytest.mark.spark
+def test_lifetime_features_are_exact_beyond_the_window(spark):
+    daily = [
+        {"user_id": "old", "ds": _day(5), "views": 3},
+        {"user_id": "new", "ds": _day(9), "views": 1},
+        {"user_id": "new", "ds": _day(0), "views": 1, "orders": 1, "revenue": 20.0},
+        {"user_id": "nobuy", "ds": _day(2), "views": 1},
+    ]
+    lifetime = [
+        # first seen 400 days ago, last order 200 days ago: outside the 90-day window.
+        ("old", _day(400), _day(200), 12, 640.0, 150),
+        ("new", _day(9), DS, 1, 20.0, 2),
+        ("nobuy", _day(30), None, 0, 0.0, 4),
+    ]
+    rows = _features(spark, daily, lifetime=lifetime)
+    old, new, nobuy = rows["old"], rows["new"], rows["nobuy"]
+    assert old.purchase_recency_days == 90  # the window cannot see the order...
+    assert old.lifetime_purchase_recency_days == 200  # ...the lifetime state can
+    assert (old.days_since_first_seen, old.lifetime_orders, old.lifetime_revenue, old.lifetime_active_days) == (
+        400, 12, 640.0, 150)
+    assert old.active_day_ratio_90d == pytest.approx(1 / 90)  # 1 active day of 90 observable
+    # Seen first 9 days ago: 10 observable days, 2 active -> 0.2.
+    assert (new.days_since_first_seen, new.lifetime_purchase_recency_days) == (9, 0)
+    assert new.active_day_ratio_90d == pytest.approx(2 / 10)
+    # Never bought: recency = days since first seen + 1 (longer ago than anything observed).
+    assert (nobuy.days_since_first_seen, nobuy.lifetime_purchase_recency_days) == (30, 31)
+
+
+# --- point in time and the contract ------------------------------------------------------------------
+@pytest.mark.spark
+def test_rows_after_ds_do_not_change_the_features(spark):
+    base = [{"user_id": "u1", "ds": _day(k), "views": k + 1, "orders": k % 2, "revenue": 5.0 * k} for k in range(0, 40, 3)]
+    later = [{"user_id": "u1", "ds": "2026-03-29", "views": 50, "orders": 3, "revenue": 500.0},
+             {"user_id": "u2", "ds": "2026-04-02", "views": 5}]
+    before, after = _features(spark, base), _features(spark, base + later)
+    assert set(after) == {"u1"} and before["u1"].asDict() == after["u1"].asDict()
+
+
+@pytest.mark.spark
+def test_every_catalogued_feature_is_produced(spark):
+    out = features.user_features(_daily(spark, [{"user_id": "u1", "ds": DS, "views": 1}]), _users(spark, []),
+                                 None, DS)
+    expected = [c for c in catalog.table("features.user_features").all_columns()]
+    assert sorted(out.columns) == sorted(expected)  # nothing missing, nothing undeclared
+    assert catalog.conform(out, "features.user_features").columns == expected
+
+
+def test_contract_derives_from_the_feature_catalogue():
+    cols = dict(catalog.table("features.user_features").columns)
+    assert catalog.NUMERIC_FEATURES == tuple(f.name for f in feature_catalog.FEATURES if f.kind == "numeric")
+    for f in feature_catalog.FEATURES:
+        assert cols[f.name] == {"numeric": "double", "categorical": "string", "sequence": "array<double>"}[f.kind]
+        assert f.description and f.family in feature_catalog.FAMILIES
+    # The original contract keeps its names, and the sequence keeps its channel order.
+    for name in ("recency_days", "purchase_recency_days", "orders_90d", "revenue_90d", "active_days_7d",
+                 "sessions_30d", "views_30d", "discount_share_90d", "activity_trend", "age", "tenure_days"):
+        assert name in catalog.NUMERIC_FEATURES
+    assert catalog.SEQUENCE_CHANNELS == ("seq_sessions", "seq_views", "seq_searches", "seq_add_to_carts",
+                                         "seq_purchases", "seq_revenue", "seq_dwell_minutes")
+    assert catalog.table("features.user_daily").column_names[:14] == [
+        "user_id", "sessions", "views", "searches", "add_to_carts", "remove_from_carts", "purchases",
+        "distinct_products", "distinct_categories", "dwell_seconds", "orders", "revenue", "discount_amount", "device"]
+
+
+def test_docs_features_md_is_generated_from_the_catalogue():
+    committed = (REPO / "docs" / "features.md").read_text()
+    assert committed == feature_catalog.markdown(), (
+        "docs/features.md is stale: run `python -m segments.feature_catalog > docs/features.md`")
+
+
+def test_gx_suite_is_generated_from_the_catalogue():
+    import json
+
+    committed = json.loads((REPO / "expectations" / "features.user_features.json").read_text())
+    assert committed == feature_catalog.gx_suite(), (
+        "expectations/features.user_features.json is stale: run "
+        "`python -m segments.feature_catalog --suite > expectations/features.user_features.json`")
+    between = {e["kwargs"]["column"]: e["kwargs"] for e in committed["expectations"]
+               if e["type"] == "expect_column_values_to_be_between"}
+    # Shares are bounded to [0, 1]; counts non-negative; trends may be negative (no range).
+    assert between["weekend_share_90d"] == {"column": "weekend_share_90d", "min_value": 0, "max_value": 1}
+    assert between["orders_90d"] == {"column": "orders_90d", "min_value": 0}
+    assert between["active_days_90d"] == {"column": "active_days_90d", "min_value": 1, "max_value": 90}
+    assert "activity_trend" not in between
+
+
+def test_unknown_feature_names_are_rejected():
+    assert feature_catalog.feature("revenue_90d").unit == "currency"
+    with pytest.raises(KeyError, match="revenu_90d"):
+        feature_catalog.feature("revenu_90d")
 
 
 def test_window_dates_is_inclusive_and_ordered():
@@ -155,21 +401,22 @@ def test_window_dates_is_inclusive_and_ordered():
     assert dates == ["2026-03-26", "2026-03-27", "2026-03-28"]
 
 
+@pytest.mark.spark
 def test_segment_profiles_sizes_shares_and_means(spark):
     from jobs.profiles import segment_profiles
 
     seg_ddl = catalog.table("segments.user_segments").spark_ddl()
     segments = spark.createDataFrame([
-        ("u1", 0, "loyal", 0.9, [0.9, 0.1], "m", "1", "2026-03-28"),
-        ("u2", 0, "loyal", 0.7, [0.7, 0.3], "m", "1", "2026-03-28"),
-        ("u3", 1, "occasional", 0.6, [0.4, 0.6], "m", "1", "2026-03-28"),
+        ("u1", 0, "loyal", 0.9, [0.9, 0.1], "m", "1", DS),
+        ("u2", 0, "loyal", 0.7, [0.7, 0.3], "m", "1", DS),
+        ("u3", 1, "occasional", 0.6, [0.4, 0.6], "m", "1", DS),
     ], seg_ddl)
     daily = _daily(spark, [
-        ("u1", "2026-03-28", 1, 0, 1, 1, 100.0, 0.0),
-        ("u2", "2026-03-28", 1, 0, 1, 1, 50.0, 0.0),
-        ("u3", "2026-03-28", 1, 0, 0, 0, 0.0, 0.0),
+        {"user_id": "u1", "ds": DS, "views": 1, "purchases": 1, "orders": 1, "revenue": 100.0},
+        {"user_id": "u2", "ds": DS, "views": 1, "purchases": 1, "orders": 1, "revenue": 50.0},
+        {"user_id": "u3", "ds": DS, "views": 1},
     ])
-    feats = features.user_features(daily, _users(spark, []), "2026-03-28")
+    feats = features.user_features(daily, _users(spark, []), None, DS)
     rows = {r.segment_id: r for r in segment_profiles(segments, feats).collect()}
     # Segment 0: two of three users; mean revenue (100 + 50) / 2; mean confidence (0.9 + 0.7) / 2.
     assert rows[0].users == 2 and rows[0].share == pytest.approx(2 / 3)

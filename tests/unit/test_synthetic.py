@@ -64,11 +64,18 @@ def at_home(wh, monkeypatch):
     return wh
 
 
+def _without_junk(ev: pd.DataFrame) -> pd.DataFrame:
+    """Drop the rows cleaning quarantines: unknown event types and negative prices."""
+    return ev[ev["event_type"].isin(synthetic.EVENT_TYPES) & (ev["price"] >= 0)]
+
+
 @pytest.fixture(scope="module")
 def clean(wh):
-    """Deduplicated events with a known user, joined to the planted persona, plus days-before-end b."""
-    ev = wh["events"].drop_duplicates("event_id")
+    """Deduplicated, non-junk events with a known user, joined to the planted persona, on their true
+    (UTC) day, plus days-before-end b."""
+    ev = _without_junk(wh["events"]).drop_duplicates("event_id")
     ev = ev[ev["user_id"].notna()].merge(wh["personas"], on="user_id")
+    ev["ds"] = ev["event_ts"].dt.strftime("%Y-%m-%d")  # the true day, not the arrival partition
     ev["b"] = (pd.Timestamp(END) - pd.to_datetime(ev["ds"])).dt.days
     od = wh["orders"].merge(wh["personas"], on="user_id")
     od["b"] = (pd.Timestamp(END) - pd.to_datetime(od["ds"])).dt.days
@@ -119,7 +126,7 @@ def test_every_persona_present_with_its_share(wh):
 
 
 def test_value_domains(wh):
-    ev, od = wh["events"], wh["orders"]
+    ev, od = _without_junk(wh["events"]), wh["orders"]
     assert set(ev["event_type"]) == set(synthetic.EVENT_TYPES)
     assert set(ev["device"]) == set(synthetic.DEVICES)
     assert (ev["price"] >= 0).all() and (ev["quantity"] >= 1).all() and (ev["dwell_seconds"] >= 0).all()
@@ -130,19 +137,44 @@ def test_value_domains(wh):
     assert od["order_id"].is_unique and (od["item_count"] >= 1).all()
 
 
-def test_timestamps_fall_inside_their_ds_day(wh):
-    for frame, col in ((wh["events"], "event_ts"), (wh["orders"], "order_ts")):
-        day = frame[col].dt.strftime("%Y-%m-%d")
-        assert (day == frame["ds"]).all(), col
-        assert str(frame[col].dt.tz) == "UTC"
+def test_timestamps_fall_inside_their_ds_day_except_late_events(wh):
+    od = wh["orders"]
+    assert (od["order_ts"].dt.strftime("%Y-%m-%d") == od["ds"]).all()  # orders arrive on time
+    ev = wh["events"]
+    assert str(ev["event_ts"].dt.tz) == str(od["order_ts"].dt.tz) == "UTC"
+    true_day = pd.to_datetime(ev["event_ts"].dt.strftime("%Y-%m-%d"))
+    delay = (pd.to_datetime(ev["ds"]) - true_day).dt.days
+    assert (delay >= 0).all()  # never in the future of the partition
+    # ~1% arrive one day late, ~0.05% four days late (beyond the default 2-day lookback), none else.
+    assert set(delay.unique()) == {0, 1, synthetic._LATE_FAR_DAYS}
+    assert 0.005 < (delay == 1).mean() < 0.02
+    assert 0 < (delay == synthetic._LATE_FAR_DAYS).mean() < 0.002
+    # The first partition has nothing late; late rows due after the end date have not arrived.
+    assert (delay[ev["ds"] == DATES[0]] == 0).all()
+
+
+def test_dirt_for_the_cleaning_stage_at_small_rates(wh):
+    ev = wh["events"]
+    junk_type = ev["event_type"] == synthetic.JUNK_EVENT_TYPE
+    negative = ev["price"] < 0
+    assert set(ev["event_type"]) == {*synthetic.EVENT_TYPES, synthetic.JUNK_EVENT_TYPE}
+    assert 0 < junk_type.mean() < 0.002 and 0 < negative.mean() < 0.002
+    assert ev.loc[negative, "event_type"].eq("view").all()
+    assert ev.loc[junk_type | negative, "event_id"].is_unique  # extra rows with their own ids
+    # Price outliers: views far above the most expensive product of the catalogue (a 100x feed error).
+    clean_views = _without_junk(ev)
+    top = clean_views.loc[clean_views["event_type"] == "purchase", "price"].max()
+    outliers = clean_views["price"] > top * 3
+    assert 0 < outliers.sum() and outliers.mean() < 0.002
 
 
 def test_quality_defects_at_small_rates(wh):
     ev, users = wh["events"], wh["users"]
     dup_rate = ev["event_id"].duplicated().mean()
     assert 0.002 < dup_rate < 0.02
-    # duplicates are exact copies: dropping full-row duplicates leaves event_id unique
-    assert ev.drop_duplicates()["event_id"].is_unique
+    # duplicates are exact copies (one may arrive late, in another partition): dropping full-row
+    # duplicates leaves event_id unique
+    assert ev.drop(columns="ds").drop_duplicates()["event_id"].is_unique
     null_rate = ev["user_id"].isna().mean()
     assert 0.0002 < null_rate < 0.005
     for col in ("birth_year", "gender", "occupation", "city_tier"):
@@ -152,6 +184,9 @@ def test_quality_defects_at_small_rates(wh):
 
 def test_orders_match_purchase_events(wh):
     ev = wh["events"].drop_duplicates("event_id")
+    ev = ev.assign(ds=ev["event_ts"].dt.strftime("%Y-%m-%d"))  # true day: late events included
+    # Late events of the last days have not arrived yet: compare the days whose events are all in.
+    ev = ev[ev["ds"] < DATES[-synthetic._LATE_FAR_DAYS]]
     buys = ev[ev["event_type"] == "purchase"]
     gross = (buys["price"] * buys["quantity"]).groupby(buys["ds"]).sum()
     od = wh["orders"]

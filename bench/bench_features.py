@@ -1,0 +1,363 @@
+"""Benchmark of the feature stage: Spark (the real jobs) against DuckDB on the same Parquet files.
+
+``make bench-features`` (or ``python -m bench.bench_features --users N --days D``):
+
+1. seeds N users x D days into a bench platform root (``var/bench/<N>x<D>``), or reuses it;
+2. (b) full rebuild: cleaning + ``user_daily`` over every raw partition in one Spark job (separate
+   process, so the wall time includes Spark start), then DuckDB computing the same on the same files;
+3. (a) daily run: the real runner, ``segments features --ds <last date>``, on the warehouse whose
+   ``user_daily`` window now exists; then DuckDB computing user_daily for the same raw partitions;
+4. checks that both engines agree on a sample of users (every day, the core columns) and fails if not;
+5. prints a table and writes ``results.json`` (plus the Spark stages and plans) in the bench root.
+
+Each measured run is its own process: peak memory is the resident memory of its process tree (JVM and
+Python workers), sampled from /proc. Spark runs write an event log, summarised into stages and plans.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench import duckdb_mirror
+from bench.measure import (RESULT_PREFIX, Measured, latest_event_log, run_measured, spark_event_log_env,
+                           summarize_event_log)
+from segments.settings import REPO_ROOT
+
+PYTHON = sys.executable
+CODE_ROOT = Path(__file__).resolve().parent.parent  # the checkout whose jobs/ are measured
+SEGMENTS = [PYTHON, "-m", "segments.cli"]  # the CLI of that checkout (not whichever is installed)
+
+
+@dataclass(frozen=True)
+class Config:
+    users: int
+    days: int
+    end_date: str
+    home: Path
+    threads: int
+    sample_users: int
+
+    @property
+    def warehouse(self) -> Path:
+        return self.home / "warehouse"
+
+    @property
+    def work(self) -> Path:
+        return self.home / "bench"
+
+    @property
+    def dates(self) -> list[str]:
+        end = dt.date.fromisoformat(self.end_date)
+        return [(end - dt.timedelta(days=k)).isoformat() for k in range(self.days - 1, -1, -1)]
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "SEGMENTS_WAREHOUSE"}
+        env["SEGMENTS_HOME"] = str(self.home)
+        env["PYTHONPATH"] = str(CODE_ROOT)
+        env["SEGMENTS_SPARK_MASTER"] = f"local[{self.threads}]"
+        env.update(extra)
+        return env
+
+
+class Step:
+    """One numbered progress line per step, with its duration."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.number = total, 0
+
+    def __call__(self, text: str) -> "Step":
+        self.number += 1
+        self.start = time.monotonic()
+        print(f"[{self.number}/{self.total}] {text} ...", flush=True)
+        return self
+
+    def done(self, text: str) -> None:
+        print(f"      {text} ({time.monotonic() - self.start:.1f}s)", flush=True)
+
+
+# --- workers (run in their own process by the orchestrator) -------------------------------------
+def worker_spark_rebuild(first: str, last: str) -> dict:
+    """Rebuild features.user_daily for every true day in [first, last] in one job, as a backfill does:
+    the runner's own plan (jobs.build.plan_daily with rebuild_from) and its cleaning + user_daily step."""
+    started = time.monotonic()
+    from jobs import build
+    from jobs.session import build_spark
+    from segments import catalog, settings
+
+    spark = build_spark("bench-user-daily-rebuild")
+    session_s = time.monotonic() - started
+    late_days = settings.load().late_data_days
+    fit_start = time.monotonic()
+    params = build.load_params(spark, last, late_days)  # fitted once and stored (weekly, not per run)
+    params_s = time.monotonic() - fit_start
+    plan = build.plan_daily(last, late_days, set(catalog.partitions("raw.events")), set(), rebuild_from=first)
+    job_start = time.monotonic()
+    build.build_user_daily(spark, plan, params, late_days)
+    job_s = time.monotonic() - job_start
+    spark.stop()
+    return {"session_s": round(session_s, 2), "params_s": round(params_s, 2), "job_s": round(job_s, 2),
+            "build_days": plan.build_days, "read_partitions": plan.read_partitions}
+
+
+def stored_caps(warehouse: Path, ds: str) -> dict[str, float]:
+    """The raw.events winsorisation caps the Spark run used (latest features.cleaning_params <= ds)."""
+    import pyarrow.parquet as pq
+
+    root = warehouse / "features" / "cleaning_params"
+    fitted = sorted(p.name[3:] for p in root.glob("ds=*") if p.name[3:] <= ds) if root.is_dir() else []
+    if not fitted:
+        return {}
+    rows = pq.read_table(root / f"ds={fitted[-1]}").to_pylist()
+    return {r["column_name"]: r["value"] for r in rows
+            if r["table_name"] == "raw.events" and r["param"] == "upper_cap" and r["value"] is not None}
+
+
+def worker_duckdb(home: str, read_partitions: list[str], build_days: list[str], out_dir: str,
+                  threads: int) -> dict:
+    """DuckDB computing user_daily for ``build_days`` from the raw partitions, written as Parquet."""
+    from segments import settings
+
+    warehouse = Path(home) / "warehouse"
+    caps = stored_caps(warehouse, build_days[-1])
+    started = time.monotonic()
+    con = duckdb_mirror.connect(threads)
+    sql = duckdb_mirror.user_daily_sql(warehouse / "raw", read_partitions, build_days, caps,
+                                       settings.load().late_data_days)
+    rows = duckdb_mirror.write_user_daily(con, sql, Path(out_dir))
+    return {"job_s": round(time.monotonic() - started, 2), "rows": rows, "caps": caps}
+
+
+# --- orchestration --------------------------------------------------------------------------------
+def events_in(cfg: Config, dates: list[str]) -> int:
+    """Rows of raw.events in those partitions (Parquet footers; no scan)."""
+    import pyarrow.parquet as pq
+
+    root = cfg.warehouse / "raw" / "events"
+    return sum(pq.ParquetFile(f).metadata.num_rows for d in dates for f in (root / f"ds={d}").glob("*.parquet"))
+
+
+def ensure_seeded(cfg: Config) -> str:
+    marker = cfg.home / "bench-seed.json"
+    wanted = {"users": cfg.users, "days": cfg.days, "end_date": cfg.end_date}
+    if marker.exists():
+        found = json.loads(marker.read_text())
+        if found != wanted:
+            raise SystemExit(f"error: {cfg.home} was seeded with {found}, not {wanted}\n"
+                             f"hint: pick another BENCH_HOME or delete that directory")
+        return "reused"
+    if cfg.warehouse.exists():
+        raise SystemExit(f"error: {cfg.warehouse} exists but has no {marker.name} (an interrupted seed?)\n"
+                         f"hint: delete {cfg.home} and rerun")
+    import subprocess
+
+    subprocess.run([*SEGMENTS, "seed", "--users", str(cfg.users), "--days", str(cfg.days),
+                    "--end-date", cfg.end_date], env=cfg.env(), check=True)
+    marker.write_text(json.dumps(wanted))
+    return "seeded"
+
+
+def spark_run(cfg: Config, name: str, cmd: list[str]) -> tuple[Measured, dict]:
+    log_dir = cfg.work / "eventlog" / name
+    shutil.rmtree(log_dir, ignore_errors=True)
+    measured = run_measured(cmd, cfg.env(**spark_event_log_env(log_dir)), cfg.work / "logs" / f"{name}.log")
+    tables = {t: str(cfg.warehouse / t.replace(".", "/")) for t in
+              ("raw.events", "raw.orders", "raw.users", "features.user_daily", "features.user_features")}
+    summary = summarize_event_log(latest_event_log(log_dir), tables)
+    return measured, summary
+
+
+def duckdb_run(cfg: Config, name: str, read_partitions: list[str], build_days: list[str]) -> tuple[Measured, Path]:
+    out = cfg.work / f"duckdb_{name}"
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [PYTHON, "-m", "bench.bench_features", "_duckdb", str(cfg.home), json.dumps(read_partitions),
+           json.dumps(build_days), str(out), str(cfg.threads)]
+    return run_measured(cmd, cfg.env(), cfg.work / "logs" / f"duckdb_{name}.log"), out
+
+
+def check(cfg: Config, label: str, duck_out: Path, dates: list[str]) -> dict:
+    con = duckdb_mirror.connect(cfg.threads)
+    users = duckdb_mirror.sample_users(con, cfg.warehouse / "raw" / "users", cfg.end_date, cfg.sample_users)
+    compared, mismatches = duckdb_mirror.compare(
+        con, cfg.warehouse / "features" / "user_daily", duck_out, dates, users)
+    if mismatches:
+        print(f"\nFAILED: Spark and DuckDB disagree on {len(mismatches)} of {compared} sampled rows ({label}):",
+              file=sys.stderr)
+        for line in mismatches[:20]:
+            print("  " + line, file=sys.stderr)
+        raise SystemExit(1)
+    if compared == 0:
+        raise SystemExit(f"FAILED: the sample of {len(users)} users has no rows to compare ({label})")
+    return {"users": len(users), "rows": compared, "columns": list(duckdb_mirror.CORE_COLUMNS)}
+
+
+def daily_plan(cfg: Config, ds: str):
+    """The runner's plan for ``segments features --ds`` on this warehouse (jobs.build.plan_daily)."""
+    from jobs import build
+    from segments import catalog, settings
+
+    os.environ["SEGMENTS_HOME"] = str(cfg.home)  # catalog paths of the bench platform
+    os.environ.pop("SEGMENTS_WAREHOUSE", None)
+    return build.plan_daily(ds, settings.load().late_data_days, set(catalog.partitions("raw.events")),
+                            set(catalog.partitions("features.user_daily")))
+
+
+def raw_scans(summary: dict) -> list[dict]:
+    return [s for e in summary["executions"] for s in e["scans"] if s["table"] == "raw.events"]
+
+
+def rebuilt_dates(cfg: Config, since: float) -> list[str]:
+    """user_daily partitions written after ``since`` (what the daily run rebuilt)."""
+    root = cfg.warehouse / "features" / "user_daily"
+    return sorted(p.name[3:] for p in root.glob("ds=*")
+                  if any(f.stat().st_mtime >= since for f in p.glob("*.parquet")))
+
+
+def row(name: str, events: int, spark: Measured, spark_s: float, duck: Measured) -> dict:
+    return {
+        "run": name, "events_read": events,
+        "spark_wall_s": round(spark.wall_s, 1), "spark_job_s": round(spark_s, 1),
+        "spark_events_per_s": round(events / spark.wall_s),
+        "spark_peak_mb": round(spark.peak_mb), "spark_peak_jvm_mb": round(spark.peak_jvm_mb),
+        "spark_peak_python_mb": round(spark.peak_python_mb),
+        "spark_cpu_s": round(spark.cpu_s, 1), "spark_load_before": round(spark.load_before, 1),
+        "duckdb_wall_s": round(duck.wall_s, 1), "duckdb_job_s": duck.result["job_s"],
+        "duckdb_events_per_s": round(events / duck.wall_s), "duckdb_peak_mb": round(duck.peak_mb),
+        "duckdb_cpu_s": round(duck.cpu_s, 1), "duckdb_load_before": round(duck.load_before, 1),
+        "ratio_wall": round(spark.wall_s / duck.wall_s, 2),
+        "ratio_job": round(spark_s / duck.result["job_s"], 2),
+    }
+
+
+def print_table(rows: list[dict]) -> None:
+    cols = [  # header, width, how to show one result row
+        ("run", 26, lambda r: r["run"]),
+        ("events", 12, lambda r: f"{r['events_read']:,}"),
+        ("Spark s", 9, lambda r: f"{r['spark_wall_s']:.1f}"),
+        ("job s", 7, lambda r: f"{r['spark_job_s']:.1f}"),
+        ("CPU s", 7, lambda r: f"{r['spark_cpu_s']:.0f}"),
+        ("events/s", 11, lambda r: f"{r['spark_events_per_s']:,}"),
+        ("peak MB JVM+py", 16, lambda r: f"{r['spark_peak_jvm_mb']:,}+{r['spark_peak_python_mb']:,}"),
+        ("DuckDB s", 10, lambda r: f"{r['duckdb_wall_s']:.1f}"),
+        ("CPU s", 7, lambda r: f"{r['duckdb_cpu_s']:.0f}"),
+        ("events/s", 12, lambda r: f"{r['duckdb_events_per_s']:,}"),
+        ("peak MB", 9, lambda r: f"{r['duckdb_peak_mb']:,}"),
+        ("Spark/DuckDB", 13, lambda r: f"{r['ratio_wall']:.2f}"),
+        ("(job)", 7, lambda r: f"{r['ratio_job']:.2f}"),
+        ("load", 6, lambda r: f"{r['spark_load_before']:.1f}"),
+    ]
+    line = "".join(f"{h:<{w}}" if i == 0 else f"{h:>{w}}" for i, (h, w, _) in enumerate(cols))
+    print("\n" + line + "\n" + "-" * len(line))
+    for r in rows:
+        print("".join(f"{f(r):<{w}}" if i == 0 else f"{f(r):>{w}}" for i, (_, w, f) in enumerate(cols)))
+    print("Spark s / DuckDB s: process wall time, Spark's including JVM start; job s: without it (rebuild: "
+          "the job alone;\ndaily: the Spark application's lifetime); CPU s: user+system of the process "
+          "tree; load: 1-min load\naverage before the Spark run (this machine is shared; >2 means the "
+          "figures are inflated).")
+
+
+def print_plans(label: str, summary: dict) -> None:
+    for e in summary["executions"]:
+        nodes = ", ".join(f"{k} {v}" for k, v in sorted(e["nodes"].items()))
+        print(f"      plan {label}#{e['execution']}: {nodes}")
+        for s in e["scans"]:
+            print(f"        scan {s['table']}: {s['partitions_read']} partitions, {s['rows']:,} rows, "
+                  f"PartitionFilters {s['partition_filters']}")
+
+
+def main_run(args: argparse.Namespace) -> int:
+    home = Path(args.home or REPO_ROOT / "var" / "bench" / f"{args.users}x{args.days}").resolve()
+    cfg = Config(args.users, args.days, args.end_date, home, args.threads, args.sample_users)
+    step = Step(7)
+    results: dict = {"config": {**asdict(cfg), "home": str(home)}}
+
+    step(f"seed {cfg.users:,} users x {cfg.days} days into {home}")
+    how = ensure_seeded(cfg)
+    all_events = events_in(cfg, cfg.dates)
+    step.done(f"{how}: {all_events:,} events in raw.events")
+
+    step(f"(b) Spark: full rebuild of features.user_daily over {cfg.days} days (one job, new process)")
+    rebuild, rebuild_log = spark_run(cfg, "spark_rebuild", [PYTHON, "-m", "bench.bench_features",
+                                                           "_spark_rebuild", cfg.dates[0], cfg.dates[-1]])
+    step.done(f"wall {rebuild.wall_s:.1f}s (Spark start {rebuild.result['session_s']}s, cleaning params "
+              f"{rebuild.result['params_s']}s, job {rebuild.result['job_s']}s), peak {rebuild.peak_mb:,.0f} MB")
+    print_plans("rebuild", rebuild_log)
+
+    step("(b) DuckDB: the same cleaning and aggregation on the same files")
+    duck_rebuild, duck_rebuild_out = duckdb_run(cfg, "rebuild", rebuild.result["read_partitions"],
+                                                rebuild.result["build_days"])
+    step.done(f"wall {duck_rebuild.wall_s:.1f}s (query+write {duck_rebuild.result['job_s']}s), "
+              f"{duck_rebuild.result['rows']:,} rows, peak {duck_rebuild.peak_mb:,.0f} MB")
+
+    step(f"(b) check: {cfg.sample_users} sampled users x {cfg.days} days, both engines")
+    results["check_rebuild"] = check(cfg, "rebuild", duck_rebuild_out, cfg.dates)
+    step.done(f"{results['check_rebuild']['rows']:,} rows identical on {len(duckdb_mirror.CORE_COLUMNS)} columns")
+
+    ds = cfg.end_date
+    step(f"(a) Spark: daily run `segments features --ds {ds}` (the real runner, new process)")
+    plan = daily_plan(cfg, ds)  # what the runner is about to do, from its own planner
+    since = time.time() - 1
+    daily, daily_log = spark_run(cfg, "spark_daily", [*SEGMENTS, "features", "--ds", ds])
+    built = rebuilt_dates(cfg, since)
+    if built != plan.build_days:
+        print(f"      warning: the runner rewrote user_daily {built}, its plan said {plan.build_days}")
+    scans = raw_scans(daily_log)
+    daily_events = events_in(cfg, plan.read_partitions)
+    step.done(f"wall {daily.wall_s:.1f}s, peak {daily.peak_mb:,.0f} MB; rebuilt user_daily {plan.build_days} "
+              f"from raw {plan.read_partitions}; raw.events scans read {[s['partitions_read'] for s in scans]} "
+              f"partitions")
+    print_plans("daily", daily_log)
+
+    step(f"(a) DuckDB: user_daily for the same days from the same raw partitions")
+    duck_daily, duck_daily_out = duckdb_run(cfg, "daily", plan.read_partitions, plan.build_days)
+    step.done(f"wall {duck_daily.wall_s:.1f}s (query+write {duck_daily.result['job_s']}s)")
+
+    step(f"(a) check: {cfg.sample_users} sampled users on {plan.build_days}")
+    results["check_daily"] = check(cfg, "daily", duck_daily_out, plan.build_days)
+    step.done(f"{results['check_daily']['rows']:,} rows identical")
+
+    # The runner's own job time: app lifetime from the event log minus nothing we can separate, so
+    # report the Spark application span (session up to stop) as the 'job' figure for the daily run.
+    daily_job_s = daily_log["app_seconds"] or daily.wall_s
+    results["runs"] = [
+        row(f"(a) daily ds={ds}", daily_events, daily, daily_job_s, duck_daily),
+        row(f"(b) rebuild {cfg.days} days", all_events, rebuild, rebuild.result["job_s"], duck_rebuild),
+    ]
+    results["spark_rebuild"] = {**rebuild.result, **rebuild_log}
+    results["spark_daily"] = {"build_days": plan.build_days, "read_partitions": plan.read_partitions, **daily_log}
+    print_table(results["runs"])
+    out = home / "results.json"
+    out.write_text(json.dumps(results, indent=1))
+    print(f"\nresults, Spark stages and plans: {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_spark_rebuild":
+        print(RESULT_PREFIX + json.dumps(worker_spark_rebuild(argv[1], argv[2])), flush=True)
+        return 0
+    if argv and argv[0] == "_duckdb":
+        home, read_partitions, build_days, out, threads = argv[1:6]
+        result = worker_duckdb(home, json.loads(read_partitions), json.loads(build_days), out, int(threads))
+        print(RESULT_PREFIX + json.dumps(result), flush=True)
+        return 0
+    parser = argparse.ArgumentParser(prog="bench-features", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=200_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--end-date", default="2026-06-30")
+    parser.add_argument("--home", default=None, help="bench platform root (default var/bench/<users>x<days>)")
+    parser.add_argument("--threads", type=int, default=2, help="Spark local[threads] and DuckDB threads")
+    parser.add_argument("--sample-users", type=int, default=200)
+    return main_run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
