@@ -11,7 +11,7 @@ AIRFLOW_ENV := .venv-airflow
 PYTEST_JOB := $(JOB_ENV)/bin/python -m pytest -p no:cacheprovider
 PYTEST_AIRFLOW := $(AIRFLOW_ENV)/bin/python -m pytest -p no:cacheprovider
 
-.PHONY: help prereqs install demo test test-fast lock clean
+.PHONY: help prereqs install demo test test-fast lock clean bench-score bench-features ablation
 
 help:
 	@echo "make demo       install, seed a synthetic warehouse, train, run the daily DAG for 3 dates"
@@ -19,6 +19,9 @@ help:
 	@echo "make test-fast  unit tests + DAG parse tests (a couple of minutes)"
 	@echo "make install    create .venv (jobs) and .venv-airflow (Airflow) from locks/"
 	@echo "make lock       re-resolve requirements/*.in into locks/*.txt"
+	@echo "make bench-score scoring users/s inside Spark on a seeded 50k-user warehouse (USERS=n to change)"
+	@echo "make bench-features  feature stage, Spark vs DuckDB: daily run + full rebuild (N=200000 users, D=90 days)"
+	@echo "make ablation   teacher methods x metrics on a seeded 50k-user warehouse -> bench/ABLATION.md"
 	@echo "make clean      delete generated state under var/ (keeps the environments)"
 
 prereqs:
@@ -63,6 +66,22 @@ test: install
 test-fast: install
 	$(PYTEST_JOB) tests/unit
 	$(PYTEST_AIRFLOW) tests/dags
+
+# Scoring throughput inside Spark (users/s); seeds var/bench/score (50k users) once if missing.
+bench-score: install
+	$(JOB_ENV)/bin/python bench/score.py $(if $(USERS),--users $(USERS))
+
+# Feature stage: (a) the daily run and (b) a full user_daily rebuild, timed against DuckDB on the same files
+# and checked on sampled users. Seeds var/bench/<N>x<D> once; see bench/RESULTS.md.
+N ?= 200000
+D ?= 90
+END ?= 2026-06-30
+bench-features: install
+	$(JOB_ENV)/bin/python -m bench.bench_features --users $(N) --days $(D) --end-date $(END) $(if $(BENCH_HOME),--home $(BENCH_HOME))
+
+# Segmentation ablation (ml/ablation.py): seeds var/bench/ablation once (ABLATION_USERS, default 50000).
+ablation: install
+	bin/ablation
 
 clean:
 	rm -rf var

@@ -20,14 +20,21 @@ def is_holdout(user_ids: Iterable[str]) -> np.ndarray:
     return np.array([zlib.crc32(str(u).encode("utf-8")) % HOLDOUT_MODULUS == 0 for u in user_ids], dtype=bool)
 
 
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> dict[str, float]:
-    """Accuracy and macro precision/recall/F1 over segments 0..k-1 (absent classes count as 0)."""
+def classification_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, k: int, present_only: bool = False
+) -> dict[str, float]:
+    """Accuracy and macro precision/recall/F1 over segments 0..k-1 (absent classes count as 0).
+
+    ``present_only``: average over the segments that occur in ``y_true`` or ``y_pred`` instead. For a
+    subgroup (cold-start users are mostly one or two segments) a segment nobody in it belongs to, and
+    nobody is predicted as, says nothing about the model and must not drag the mean to 0.
+    """
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
     if len(y_true) == 0:
         return {"accuracy": float("nan"), "macro_precision": float("nan"), "macro_recall": float("nan"),
                 "macro_f1": float("nan")}
-    labels = list(range(k))
+    labels = sorted(set(np.unique(y_true)) | set(np.unique(y_pred))) if present_only else list(range(k))
     p, r, f, _ = precision_recall_fscore_support(
         y_true, y_pred, labels=labels, average="macro", zero_division=0
     )
@@ -89,3 +96,52 @@ def persona_agreement(user_ids: pd.Series, labels: np.ndarray, personas: pd.Data
         "nmi": float(normalized_mutual_info_score(frame["persona"], frame["label"])),
         "users": float(len(frame)),
     }
+
+
+# --- cold start and stability ------------------------------------------------------------------------
+COLD_START_DAYS = 7  # "cold-start" users: fewer active days than this
+# Preferred first: lifetime active days (exact, from the lifetime state) when the contract has it.
+COLD_START_COLUMNS = ("lifetime_active_days", "active_days_90d")
+
+
+def cold_start_mask(features: pd.DataFrame, days: int = COLD_START_DAYS) -> np.ndarray:
+    """Users with fewer than ``days`` active days (lifetime if the contract has it, else 90-day window).
+
+    Missing values count as 0 active days (a user nobody has seen act is as cold as it gets).
+    """
+    column = next((c for c in COLD_START_COLUMNS if c in features.columns), None)
+    if column is None:
+        raise ValueError(f"no active-days column ({' or '.join(COLD_START_COLUMNS)}) to find cold-start users")
+    active = pd.to_numeric(features[column], errors="coerce").fillna(0.0).to_numpy(dtype=np.float64)
+    return active < days
+
+
+def day_to_day_stability(
+    previous_users: Iterable[str], previous_labels: np.ndarray, users: Iterable[str], labels: np.ndarray
+) -> dict[str, float]:
+    """Share of users labelled on both days who keep their segment (personas are fixed per user).
+
+    Returns {'stability': share, 'users': count of users on both days}; share is NaN with no overlap.
+    """
+    prev = pd.Series(np.asarray(previous_labels), index=pd.Index(list(previous_users), name="user_id"))
+    now = pd.Series(np.asarray(labels), index=pd.Index(list(users), name="user_id"))
+    prev = prev[~prev.index.duplicated()]
+    now = now[~now.index.duplicated()]
+    both = prev.index.intersection(now.index)
+    if len(both) == 0:
+        return {"stability": float("nan"), "users": 0.0}
+    kept = (prev.loc[both].to_numpy() == now.loc[both].to_numpy()).mean()
+    return {"stability": float(kept), "users": float(len(both))}
+
+
+def retrain_stability(labels_a: np.ndarray, labels_b: np.ndarray) -> float:
+    """ARI between two labelings of the same users (e.g. two trainings with different seeds).
+
+    ARI ignores label ids, so two runs that number the same segments differently still score 1.0.
+    """
+    from sklearn.metrics import adjusted_rand_score
+
+    a, b = np.asarray(labels_a), np.asarray(labels_b)
+    if a.shape != b.shape:
+        raise ValueError(f"labelings differ in length: {a.shape} vs {b.shape}")
+    return float(adjusted_rand_score(a, b))

@@ -7,7 +7,7 @@ segment of a user moves smoothly with behaviour (K-means re-fits would renumber 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -26,6 +26,19 @@ class StudentHistory:
     history: dict[str, list[float]] = field(default_factory=dict)
 
 
+def _student_graph(static_in: Any, seq_in: Any, k: int, prefix: str, lstm_units: int, static_units: int,
+                   head_units: int, dropout: float) -> Any:
+    """The student's layers on given inputs; ``prefix`` keeps layer names unique inside an ensemble."""
+    from keras import layers
+
+    s = layers.Dense(static_units, activation="relu", name=f"{prefix}static_dense")(static_in)
+    q = layers.LSTM(lstm_units, name=f"{prefix}sequence_lstm")(seq_in)
+    h = layers.Concatenate(name=f"{prefix}concat")([s, q])
+    h = layers.Dropout(dropout, name=f"{prefix}dropout")(h)
+    h = layers.Dense(head_units, activation="relu", name=f"{prefix}head_dense")(h)
+    return layers.Dense(k, activation="softmax", name=f"{prefix}segment_probs")(h)
+
+
 def build_model(
     n_static: int,
     days: int,
@@ -39,16 +52,10 @@ def build_model(
     """Keras functional model with inputs {'static': [F], 'sequence': [days, C]} and softmax(k) output."""
     tfsetup.configure()
     import keras
-    from keras import layers
 
     static_in = keras.Input(shape=(n_static,), name="static")
     seq_in = keras.Input(shape=(days, n_channels), name="sequence")
-    s = layers.Dense(static_units, activation="relu", name="static_dense")(static_in)
-    q = layers.LSTM(lstm_units, name="sequence_lstm")(seq_in)
-    h = layers.Concatenate(name="concat")([s, q])
-    h = layers.Dropout(dropout, name="dropout")(h)
-    h = layers.Dense(head_units, activation="relu", name="head_dense")(h)
-    out = layers.Dense(k, activation="softmax", name="segment_probs")(h)
+    out = _student_graph(static_in, seq_in, k, "", lstm_units, static_units, head_units, dropout)
     model = keras.Model(inputs={"static": static_in, "sequence": seq_in}, outputs=out, name="segmenter")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=3e-3),
@@ -56,6 +63,38 @@ def build_model(
         metrics=["accuracy"],
     )
     return model
+
+
+def ensemble_model(members: Sequence[Any], lstm_units: int = LSTM_UNITS) -> Any:
+    """One Keras model averaging the members' probabilities (a single member is returned unchanged).
+
+    Each member's layers are rebuilt under a prefix (m0_, m1_, ...) on shared inputs and get the trained
+    weights, then an Average layer: one flat graph, so the pyfunc stores and serves it like a single
+    student (Keras file and the numpy export of ml/npmodel.py alike).
+    """
+    if len(members) == 1:
+        return members[0]
+    tfsetup.configure()
+    import keras
+    from keras import layers
+
+    first = members[0]
+    n_static = int(first.input["static"].shape[-1])
+    days, n_channels = (int(d) for d in first.input["sequence"].shape[1:])
+    k = int(first.output_shape[-1])
+    static_in = keras.Input(shape=(n_static,), name="static")
+    seq_in = keras.Input(shape=(days, n_channels), name="sequence")
+    outs = [
+        _student_graph(static_in, seq_in, k, f"m{i}_", lstm_units, STATIC_UNITS, HEAD_UNITS, 0.1)
+        for i in range(len(members))
+    ]
+    combined = keras.Model(inputs={"static": static_in, "sequence": seq_in},
+                           outputs=layers.Average(name="segment_probs")(outs), name="segmenter_ensemble")
+    for i, member in enumerate(members):
+        for layer in member.layers:
+            if layer.get_weights():
+                combined.get_layer(f"m{i}_{layer.name}").set_weights(layer.get_weights())
+    return combined
 
 
 def balanced_sample_weights(labels: np.ndarray, k: int) -> np.ndarray:
@@ -88,7 +127,7 @@ def fit_student(
     k: int,
     epochs: int,
     seed: int,
-    batch_size: int = 64,
+    batch_size: int = 256,
     validation_fraction: float = 0.15,
     patience: int = 4,
     lstm_units: int = LSTM_UNITS,
@@ -131,3 +170,29 @@ def predict_proba(model: Any, static: np.ndarray, seq: np.ndarray, batch_size: i
     probs = model.predict({"static": static, "sequence": seq}, batch_size=batch_size, verbose=0)
     probs = np.asarray(probs, dtype=np.float64)
     return probs / probs.sum(axis=1, keepdims=True)
+
+
+def fit_ensemble(
+    static: np.ndarray,
+    seq: np.ndarray,
+    labels: np.ndarray,
+    k: int,
+    epochs: int,
+    seeds: Sequence[int],
+    verbose: int = 0,
+    **kwargs: Any,
+) -> tuple[Any, list[StudentHistory]]:
+    """One student per seed, averaged by ``ensemble_model``; returns (model, one history per member)."""
+    if not seeds:
+        raise ValueError("an ensemble needs at least one seed")
+    members, histories = [], []
+    for seed in seeds:
+        model, history = fit_student(static, seq, labels, k, epochs, int(seed), verbose=verbose, **kwargs)
+        members.append(model)
+        histories.append(history)
+    return ensemble_model(members), histories
+
+
+def ensemble_seeds(seed: int, n: int) -> list[int]:
+    """Member seeds of an n-model ensemble: the run's seed first, so n=1 is the plain student."""
+    return [seed + 1000 * i for i in range(max(1, int(n)))]

@@ -1,8 +1,9 @@
 """MLflow pyfunc packaging of the segmenter: preprocessor + Keras student + segment names in one model.
 
-Loaded with ``mlflow.pyfunc.load_model(uri)`` anywhere (scoring job, Spark Python workers in mapInPandas):
-the ``ml`` package travels with the model (code_paths), and the Keras model is loaded in ``load_context``
-so nothing heavy happens at import or unpickling time.
+Loaded with ``mlflow.pyfunc.load_model(uri)`` anywhere: the ``ml`` package travels with the model
+(code_paths), and the Keras model is loaded in ``load_context`` so nothing heavy happens at import or
+unpickling time. Loading and predicting live in ``ml/serving.py``, which the Spark scoring job uses on the
+downloaded model directory without importing MLflow in its workers.
 """
 
 from __future__ import annotations
@@ -18,34 +19,24 @@ import numpy as np
 import pandas as pd
 
 from ml.data import Preprocessor
+from ml.npmodel import export as export_numpy
+from ml.serving import KERAS_ARTIFACT, NUMPY_ARTIFACT, PREPROCESSOR_ARTIFACT, SEGMENTS_ARTIFACT
 
-KERAS_ARTIFACT = "keras_model"
-PREPROCESSOR_ARTIFACT = "preprocessor"
-SEGMENTS_ARTIFACT = "segments"
 OUTPUT_COLUMNS = ["user_id", "segment_id", "segment_name", "confidence", "probabilities"]
-
-
-def _read_json(path: str) -> Any:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
 
 
 class SegmenterModel(mlflow.pyfunc.PythonModel):
     """predict(features.user_features rows) -> [user_id], segment_id, segment_name, confidence, probabilities."""
 
     def load_context(self, context: Any) -> None:
-        from ml import tfsetup
+        from ml.serving import Segmenter
 
-        tfsetup.configure()
-        import keras
-
-        self.preprocessor = Preprocessor.from_json(_read_json(context.artifacts[PREPROCESSOR_ARTIFACT]))
-        self.segments: dict[int, dict[str, str]] = {
-            int(k): v for k, v in _read_json(context.artifacts[SEGMENTS_ARTIFACT]).items()
-        }
-        # compile=False: inference only, and no optimizer state to restore.
-        self.model = keras.models.load_model(context.artifacts[KERAS_ARTIFACT], compile=False)
-        self.k = int(self.model.output_shape[-1])
+        # The same loader and predict as the Spark scoring job (ml/serving.py): no pandas/Spark skew.
+        self.segmenter = Segmenter.load(context.artifacts)
+        self.preprocessor = self.segmenter.preprocessor
+        self.segments = self.segmenter.segments
+        self.model = self.segmenter.model
+        self.k = self.segmenter.k
 
     def segment_name(self, segment_id: int) -> str:
         return self.segments.get(int(segment_id), {}).get("name", f"segment_{int(segment_id)}")
@@ -53,23 +44,8 @@ class SegmenterModel(mlflow.pyfunc.PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        from ml.model import predict_proba
-
         df = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        static, seq = self.preprocessor.to_arrays(df)
-        probs = predict_proba(self.model, static, seq)
-        ids = probs.argmax(axis=1).astype(np.int32) if len(probs) else np.zeros(0, dtype=np.int32)
-        out = pd.DataFrame(
-            {
-                "segment_id": pd.Series(ids, dtype="int32"),
-                "segment_name": pd.Series([self.segment_name(i) for i in ids], dtype="object"),
-                "confidence": pd.Series(probs.max(axis=1) if len(probs) else [], dtype="float64"),
-                "probabilities": pd.Series([row.tolist() for row in probs], dtype="object"),
-            }
-        )
-        if "user_id" in df.columns:
-            out.insert(0, "user_id", df["user_id"].astype("object").to_numpy())
-        return out
+        return self.segmenter.predict(df)
 
 
 def model_signature(pre: Preprocessor) -> Any:
@@ -134,6 +110,9 @@ def log_segmenter(
         pre_path.write_text(json.dumps(preprocessor.to_json(), indent=1), encoding="utf-8")
         seg_path = Path(tmp) / "segments.json"
         seg_path.write_text(json.dumps(dict(segments), indent=1, sort_keys=True), encoding="utf-8")
+        # The same network for TensorFlow-free scoring workers (ml/npmodel.py); absent if unsupported.
+        np_path = Path(tmp) / "numpy_model.npz"
+        numpy_artifact = {NUMPY_ARTIFACT: str(np_path)} if export_numpy(keras_model, np_path) else {}
         return mlflow.pyfunc.log_model(
             name=name,
             python_model=SegmenterModel(),
@@ -141,6 +120,7 @@ def log_segmenter(
                 KERAS_ARTIFACT: str(keras_path),
                 PREPROCESSOR_ARTIFACT: str(pre_path),
                 SEGMENTS_ARTIFACT: str(seg_path),
+                **numpy_artifact,
             },
             # Ship the ml package so the pickled class resolves without the project installed.
             code_paths=[str(Path(__file__).resolve().parent)],

@@ -1,29 +1,44 @@
-"""Daily training: teacher K-means -> names -> LSTM student -> held-out evaluation -> MLflow -> gate.
+"""Training: teacher segments -> names -> LSTM student (ensemble) -> evaluation -> MLflow -> gate.
 
 Reads features.user_features for one ds through the catalog (Arrow, no Spark). Prints nothing: the CLI
-reports the returned ``TrainResult``.
+reports the returned ``TrainResult``. The stages (``prepare``, ``run_teacher``, ``train_student``,
+``evaluate``) are plain functions so the ablation (ml/ablation.py) runs the same code without MLflow.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import tempfile
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from ml.data import fit_preprocessor
+from ml.data import Preprocessor, fit_preprocessor
 from segments.errors import PlatformError
-from ml.evaluation import classification_metrics, is_holdout, load_personas, persona_agreement
-from ml.model import LSTM_UNITS, fit_student, predict_proba
-from ml.naming import as_mapping, names_from_features
-from ml.registry import CHALLENGER, promote_if_better
-from ml.teacher import TRAJECTORY_WEIGHT, run_teacher
+from ml.evaluation import (
+    classification_metrics,
+    cold_start_mask,
+    day_to_day_stability,
+    is_holdout,
+    load_personas,
+    persona_agreement,
+)
+from ml.model import LSTM_UNITS, StudentHistory, ensemble_seeds, fit_ensemble, predict_proba
+from ml.identity import align_with_champion
+from ml.naming import as_mapping, names_from_features, score_table
+from ml.registry import CHALLENGER, gate_metrics, run_gate
+from ml.teacher import TeacherResult, run_teacher
 
 
 class NotEnoughUsers(PlatformError, ValueError):
     """The partition is too small to form and evaluate the configured number of segments."""
 
-    hint = "seed or ingest more users, or lower SEGMENTS_N_SEGMENTS"
+    hint = "seed or ingest more users, or lower SEGMENTS_N_SEGMENTS (or the top of SEGMENTS_K_RANGE)"
 
 
 @dataclass
@@ -36,17 +51,158 @@ class TrainResult:
     segment_sizes: dict[str, int]  # segment name -> users (all users of ds, teacher labels)
     segments: dict[int, str] = field(default_factory=dict)  # segment id -> name
     champion_version: int | None = None  # after the gate
+    method: str = ""
+    per_segment: pd.DataFrame | None = None  # held-out precision/recall/F1 per segment
 
 
 def min_users(k: int) -> int:
     return max(50, 10 * k)
 
 
+# --- stages --------------------------------------------------------------------------------------------
+@dataclass
+class Prepared:
+    """One ds of features as arrays, with the deterministic hold-out split."""
+
+    df: pd.DataFrame  # sorted by user_id, one row per user
+    hold: np.ndarray  # bool [N]
+    pre: Preprocessor  # fitted on training users only
+    static: np.ndarray
+    seq: np.ndarray
+
+    @property
+    def train_mask(self) -> np.ndarray:
+        return ~self.hold
+
+
+def load_features(ds: str) -> pd.DataFrame:
+    from segments.catalog import read_pandas
+
+    df = read_pandas("features.user_features", ds)
+    df = df[df["user_id"].notna()].drop_duplicates("user_id")
+    # Row order of a Parquet read is not a contract; sorting makes the whole run reproducible.
+    return df.sort_values("user_id").reset_index(drop=True)
+
+
+def check_users(n_users: int, k: int | None, k_range: tuple[int, int], ds: str) -> None:
+    """NotEnoughUsers unless ``n_users`` can form and evaluate the largest k that may be tried."""
+    largest = k if k is not None else k_range[1]
+    what = f"{k} segments" if k is not None else f"up to {largest} segments (SEGMENTS_K_RANGE)"
+    if n_users < largest:
+        raise NotEnoughUsers(f"features.user_features ds={ds} has {n_users} users: k={largest} is larger than "
+                             f"the number of users")
+    if n_users < min_users(largest):
+        raise NotEnoughUsers(
+            f"features.user_features ds={ds} has {n_users} users; training {what} needs at least "
+            f"{min_users(largest)}"
+        )
+
+
+def prepare(df: pd.DataFrame) -> Prepared:
+    hold = is_holdout(df["user_id"])
+    # Preprocessing statistics come from training users only, so held-out metrics are honest.
+    pre = fit_preprocessor(df[~hold])
+    static, seq = pre.to_arrays(df)
+    return Prepared(df, hold, pre, static, seq)
+
+
+@dataclass
+class Student:
+    model: Any  # one Keras model (an ensemble is averaged inside it)
+    histories: list[StudentHistory]
+    seeds: list[int]
+    seconds: float
+
+
+def train_student(
+    prep: Prepared, labels: np.ndarray, k: int, epochs: int, seed: int, n_models: int = 1, verbose: int = 0
+) -> Student:
+    start = time.monotonic()
+    seeds = ensemble_seeds(seed, n_models)
+    tm = prep.train_mask
+    model, histories = fit_ensemble(prep.static[tm], prep.seq[tm], labels[tm], k, epochs, seeds, verbose=verbose)
+    return Student(model, histories, seeds, time.monotonic() - start)
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    predicted: np.ndarray  # student's segment for every user of the partition
+    per_segment: pd.DataFrame | None = None
+
+
+def evaluate(
+    prep: Prepared,
+    teacher: TeacherResult,
+    labels: np.ndarray,
+    k: int,
+    model: Any,
+    personas: pd.DataFrame | None,
+    names: list[str] | None = None,
+) -> Evaluation:
+    """Student vs teacher on held-out users (all, cold-start), both vs planted personas, teacher quality."""
+    hold = prep.hold
+    predicted = predict_proba(model, prep.static, prep.seq).argmax(axis=1).astype(np.int32)
+    metrics: dict[str, float] = {
+        f"holdout_{n}": v for n, v in classification_metrics(labels[hold], predicted[hold], k).items()
+    }
+    cold = cold_start_mask(prep.df) & hold
+    metrics.update({f"cold_start_{n}": v
+                    for n, v in classification_metrics(labels[cold], predicted[cold], k, present_only=True).items()})
+    metrics["cold_start_users"] = float(cold.sum())
+    metrics["train_accuracy"] = float((predicted[~hold] == labels[~hold]).mean())
+    metrics["k"] = float(k)
+    metrics["teacher_silhouette"] = teacher.silhouette
+    metrics["teacher_inertia"] = teacher.inertia
+    if teacher.k_selection is not None:
+        sel = teacher.k_selection
+        best = np.nan_to_num(np.array(sel.silhouettes, dtype=float), nan=-np.inf)
+        metrics["k_silhouette_best"] = float(sel.ks[int(np.argmax(best))]) if sel.ks else float("nan")
+    metrics["n_users"] = float(len(prep.df))
+    metrics["n_holdout_users"] = float(hold.sum())
+    for seg in range(k):
+        metrics[f"segment_{seg}_users"] = float((labels == seg).sum())
+        metrics[f"segment_{seg}_holdout_users"] = float((labels[hold] == seg).sum())
+        metrics[f"segment_{seg}_holdout_predicted"] = float((predicted[hold] == seg).sum())
+    if personas is not None:  # synthetic ground truth, evaluation only
+        users = prep.df["user_id"]
+        for prefix, who, lab in (
+            ("teacher_persona", users, labels),
+            ("student_persona", users[hold], predicted[hold]),
+        ):
+            for name, value in persona_agreement(who, lab, personas).items():
+                if name != "users":
+                    metrics[f"{prefix}_{name}"] = value
+    per_segment = None
+    if names is not None:
+        from ml.reports import per_segment_report
+
+        per_segment = per_segment_report(labels[hold], predicted[hold], names)
+    return Evaluation(metrics, predicted, per_segment)
+
+
+def previous_day_stability(ds: str, pre: Preprocessor, model: Any, users: pd.Series, predicted: np.ndarray
+                           ) -> dict[str, float]:
+    """Share of users scored on ds-1 and ds that keep their segment (same model); {} without ds-1 features."""
+    from segments.catalog import partitions
+
+    previous = (dt.date.fromisoformat(ds) - dt.timedelta(days=1)).isoformat()
+    if previous not in partitions("features.user_features"):
+        return {}
+    before = load_features(previous)
+    static, seq = pre.to_arrays(before)
+    labels_before = predict_proba(model, static, seq).argmax(axis=1)
+    result = day_to_day_stability(before["user_id"], labels_before, users, predicted)
+    return {"day_to_day_stability": result["stability"], "day_to_day_users": result["users"]}
+
+
+# --- the training command ------------------------------------------------------------------------------
 def train(
     ds: str,
     epochs: int | None = None,
     seed: int | None = None,
     verbose: int = 0,
+    method: str | None = None,
 ) -> TrainResult:
     """Train, log, register and gate a segmenter on features.user_features for ``ds``.
 
@@ -55,62 +211,41 @@ def train(
     import mlflow
 
     from segments import settings as settings_mod
-    from segments.catalog import read_pandas
     from segments.tracking import configure_mlflow, mlflow_client
 
     s = settings_mod.load()
-    k = s.n_segments
+    method = s.segment_method if method is None else method
     epochs = s.train_epochs if epochs is None else int(epochs)
     seed = s.seed if seed is None else int(seed)
 
-    df = read_pandas("features.user_features", ds)
-    df = df[df["user_id"].notna()].drop_duplicates("user_id")
-    # Row order of a Parquet read is not a contract; sorting makes the whole run reproducible.
-    df = df.sort_values("user_id").reset_index(drop=True)
-    if len(df) < min_users(k):
-        raise NotEnoughUsers(
-            f"features.user_features ds={ds} has {len(df)} users; training {k} segments needs at least "
-            f"{min_users(k)}"
-        )
-    hold = is_holdout(df["user_id"])
-    train_mask = ~hold
-
-    # Preprocessing statistics come from training users only, so held-out metrics are honest.
-    pre = fit_preprocessor(df[train_mask])
-    static, seq = pre.to_arrays(df)
-    teacher = run_teacher(pre, static, seq, k, seed)
+    df = load_features(ds)
+    check_users(len(df), s.n_segments, s.k_range, ds)
+    started = time.monotonic()
+    prep = prepare(df)
+    static, seq, hold, train_mask, pre = prep.static, prep.seq, prep.hold, prep.train_mask, prep.pre
+    teacher = run_teacher(pre, static, seq, s.n_segments, seed, method, s.k_range, verbose=verbose)
+    teacher_seconds = time.monotonic() - started
     labels = teacher.labels
+    # Segment identity (ml/identity.py): clusters take the champion's ids, close ones keep its names,
+    # so BI charts of segment sizes do not jump on a retrain.
+    identity = align_with_champion(df, labels, train_mask)
+    labels = identity.labels
+    k = max(teacher.k, int(labels.max()) + 1)  # matching may hand out a champion id above the new k
     naming, profiles = names_from_features(df, labels, k)
-    segments = as_mapping(naming)
+    segments = identity.names(as_mapping(naming), score_table(profiles))
+    names = [segments[str(seg)]["name"] for seg in range(k)]
 
-    model, history = fit_student(
-        static[train_mask], seq[train_mask], labels[train_mask], k, epochs, seed, verbose=verbose
-    )
-    holdout_pred = predict_proba(model, static[hold], seq[hold]).argmax(axis=1)
-    train_pred = predict_proba(model, static[train_mask], seq[train_mask]).argmax(axis=1)
-
-    holdout_metrics = classification_metrics(labels[hold], holdout_pred, k)
-    metrics: dict[str, float] = {f"holdout_{name}": value for name, value in holdout_metrics.items()}
-    metrics["train_accuracy"] = float((train_pred == labels[train_mask]).mean())
-    metrics["best_val_loss"] = history.best_val_loss
-    metrics["epochs_run"] = float(history.epochs_run)
-    metrics["teacher_inertia"] = teacher.inertia
-    metrics["n_users"] = float(len(df))
-    metrics["n_holdout_users"] = float(hold.sum())
-    for seg in range(k):
-        metrics[f"segment_{seg}_users"] = float((labels == seg).sum())
-        metrics[f"segment_{seg}_holdout_users"] = float((labels[hold] == seg).sum())
-        metrics[f"segment_{seg}_holdout_predicted"] = float((holdout_pred == seg).sum())
-
-    personas = load_personas()  # synthetic ground truth, evaluation only
-    if personas is not None:
-        for prefix, users, lab in (
-            ("teacher_persona", df["user_id"], labels),
-            ("student_persona", df["user_id"][hold], holdout_pred),
-        ):
-            for name, value in persona_agreement(users, lab, personas).items():
-                if name != "users":
-                    metrics[f"{prefix}_{name}"] = value
+    student = train_student(prep, labels, k, epochs, seed, s.ensemble_seeds, verbose)
+    model = student.model
+    result = evaluate(prep, teacher, labels, k, model, load_personas(), names)
+    metrics = result.metrics
+    metrics.update(previous_day_stability(ds, pre, model, df["user_id"], result.predicted))
+    metrics["teacher_seconds"] = teacher_seconds
+    metrics["student_seconds"] = student.seconds
+    metrics["train_seconds"] = time.monotonic() - started
+    metrics["best_val_loss"] = float(np.mean([h.best_val_loss for h in student.histories]))
+    metrics["epochs_run"] = float(np.mean([h.epochs_run for h in student.histories]))
+    metrics.update({key: float(value) for key, value in teacher.info.items() if isinstance(value, (int, float))})
 
     configure_mlflow()
     client = mlflow_client()
@@ -118,24 +253,31 @@ def train(
         mlflow.log_params(
             {
                 "ds": ds,
+                "method": method,
                 "k": k,
+                "k_mode": "fixed" if s.n_segments is not None else f"silhouette {s.k_range[0]}-{s.k_range[1]}",
                 "epochs": epochs,
                 "seed": seed,
+                "ensemble_seeds": len(student.seeds),
                 "n_users": len(df),
                 "n_train_users": int(train_mask.sum()),
                 "lstm_units": LSTM_UNITS,
                 "n_static_features": pre.n_static,
                 "sequence_channels": len(pre.channels),
-                "trajectory_weight": TRAJECTORY_WEIGHT,
+                "teacher_features": len(teacher.feature_names),
             }
         )
         mlflow.log_metrics(metrics)
         mlflow.set_tags({"ds": ds, "segments": json.dumps({int(i): v["name"] for i, v in segments.items()})})
         mlflow.log_dict(segments, "segments.json")
         mlflow.log_dict(
-            {"history": history.history, "best_epoch": history.best_epoch}, "training_history.json"
+            {"members": [{"seed": sd, "history": h.history, "best_epoch": h.best_epoch}
+                         for sd, h in zip(student.seeds, student.histories)]},
+            "training_history.json",
         )
+        mlflow.log_dict(_teacher_report(teacher), "teacher.json")
         mlflow.log_text(profiles.to_csv(), "segment_profiles.csv")
+        _log_reports(prep, teacher, labels, result, names, student.histories[0].history, seed)
 
         info = _log_model(model, pre, segments, df, s.model_name, ds, k)
         version = str(info.registered_model_version)
@@ -145,7 +287,10 @@ def train(
             s.model_name, version, "holdout_macro_f1", f"{metrics['holdout_macro_f1']:.6f}"
         )
 
-        decision = promote_if_better(
+        identity.log(df, segments)  # segment_identity.json: this model's profiles for the next retrain
+        mlflow.set_tag("model_version", version)
+        # Gate (ml/registry.py): macro-F1 and day-to-day stability vs the champion; logs tags + gate.json.
+        decision = run_gate(
             client,
             s.model_name,
             version,
@@ -153,21 +298,9 @@ def train(
             df[hold].reset_index(drop=True),
             labels[hold],
             k,
+            ds,
         )
-        gate = {"gate_promoted": float(decision.promoted), "gate_new_macro_f1": decision.new_macro_f1}
-        if decision.champion_macro_f1 is not None:
-            gate["gate_champion_macro_f1"] = decision.champion_macro_f1
-        mlflow.log_metrics(gate)
-        mlflow.set_tags(
-            {
-                "gate.decision": "promoted" if decision.promoted else "rejected",
-                "gate.reason": decision.reason,
-                "gate.previous_champion": decision.previous_champion or "",
-                "gate.champion": decision.champion,
-                "model_version": version,
-            }
-        )
-        metrics.update(gate)
+        metrics.update(gate_metrics(decision))
 
     sizes: dict[str, int] = {
         segments[str(seg)]["name"]: int((labels == seg).sum()) for seg in range(k)
@@ -181,7 +314,57 @@ def train(
         segment_sizes=sizes,
         segments={seg: segments[str(seg)]["name"] for seg in range(k)},
         champion_version=int(decision.champion),
+        method=method,
+        per_segment=result.per_segment,
     )
+
+
+def _teacher_report(teacher: TeacherResult) -> dict[str, Any]:
+    sel = teacher.k_selection
+    return {
+        "method": teacher.method,
+        "k": teacher.k,
+        "silhouette": teacher.silhouette,
+        "feature_names": teacher.feature_names,
+        "k_selection": None if sel is None else {"ks": sel.ks, "silhouettes": sel.silhouettes,
+                                                 "inertias": sel.inertias, "chosen": sel.chosen,
+                                                 "fixed": sel.fixed},
+        **{key: value for key, value in teacher.info.items() if key != "autoencoder_history"},
+    }
+
+
+def _log_reports(
+    prep: Prepared, teacher: TeacherResult, labels: np.ndarray, result: Evaluation, names: list[str],
+    history: dict[str, list[float]], seed: int,
+) -> None:
+    """Plots and tables (ml/reports.py) as artifacts of the active run, under reports/."""
+    import mlflow
+
+    from ml import reports
+    from ml.naming import segment_profiles
+
+    hold = prep.hold
+    with tempfile.TemporaryDirectory(prefix="reports-") as tmp:
+        out = Path(tmp)
+        reports.confusion_matrix_png(labels[hold], result.predicted[hold], names, out / "confusion_matrix.png")
+        numeric = [c for c in prep.pre.numeric if c in prep.df.columns]
+        profiles = segment_profiles(prep.df, labels, numeric).drop(columns="users")
+        profiles.index = [names[i] for i in profiles.index]
+        reports.profile_heatmap_png(profiles, out / "segment_profiles.png")
+        sizes = {names[seg]: int((labels == seg).sum()) for seg in range(len(names))}
+        reports.segment_sizes_png(sizes, out / "segment_sizes.png")
+        reports.training_curves_png(history, out / "training_curves.png")
+        if "autoencoder_history" in teacher.info:
+            reports.training_curves_png(teacher.info["autoencoder_history"], out / "autoencoder_curves.png")
+        sel = teacher.k_selection
+        if sel is not None and sel.ks:
+            reports.k_selection_png(sel.ks, sel.silhouettes, sel.inertias, sel.chosen, out / "k_selection.png")
+        selection = reports.feature_selection_report(prep.df[numeric], labels, seed)
+        selection.to_csv(out / "feature_selection.csv", index=False)
+        reports.feature_selection_png(selection, out / "feature_selection.png")
+        if result.per_segment is not None:
+            result.per_segment.to_csv(out / "per_segment_report.csv", index=False)
+        mlflow.log_artifacts(str(out), "reports")
 
 
 def _log_model(

@@ -15,6 +15,7 @@ import time
 from typing import Callable
 
 from segments.errors import PlatformError
+from segments.settings import SEGMENT_METHODS
 
 log = logging.getLogger("segments")
 
@@ -72,11 +73,17 @@ def cmd_features(args: argparse.Namespace, spark=None) -> None:
     from jobs.build import build_features
 
     done = _step("features")
-    summary = build_features(spark or _spark(), args.ds)
+    summary = build_features(spark or _spark(), args.ds, refit_params=getattr(args, "refit_params", False),
+                             rebuild_from=getattr(args, "rebuild_from", None))
     built = summary.daily_dates_built
     span = built[0] if len(built) == 1 else f"{len(built)} dates {built[0]} .. {built[-1]}"
-    done(f"features.user_daily built for {span}; features.user_features ds={args.ds}: "
-         f"{summary.active_users} active users")
+    missing = summary.missing_dates_filled
+    if missing:
+        span += f" (incl. {len(missing)} missing dates of the 90-day window, built first in the same job)"
+    lifetime = f"merged from {summary.lifetime_base}" if summary.lifetime_base else "rebuilt from scratch"
+    done(f"features.user_daily built for {span}; {summary.quarantined} raw rows quarantined; "
+         f"cleaning params of {summary.params_fit_ds}; user_lifetime {lifetime}; "
+         f"features.user_features ds={args.ds}: {summary.active_users} active users")
 
 
 def cmd_validate(args: argparse.Namespace, spark=None) -> None:
@@ -94,21 +101,55 @@ def cmd_train(args: argparse.Namespace) -> None:
     from ml.train import train
 
     done = _step("train")
-    result = train(args.ds, epochs=args.epochs, seed=args.seed, verbose=0 if args.quiet else 2)
+    result = train(args.ds, epochs=args.epochs, seed=args.seed, verbose=0 if args.quiet else 2,
+                   method=args.method)
+    m = result.metrics
     headline = ("holdout_accuracy", "holdout_macro_precision", "holdout_macro_recall", "holdout_macro_f1",
-                "teacher_persona_ari", "student_persona_ari")
-    metrics = ", ".join(f"{k}={result.metrics[k]:.3f}" for k in headline if k in result.metrics)
+                "cold_start_macro_f1", "teacher_persona_ari", "teacher_persona_nmi", "student_persona_ari",
+                "student_persona_nmi", "teacher_silhouette", "day_to_day_stability")
+    metrics = ", ".join(f"{k}={m[k]:.3f}" for k in headline if k in m and m[k] == m[k])
     sizes = ", ".join(f"{k}={v}" for k, v in result.segment_sizes.items())
-    done(f"registered version {result.model_version} (run {result.run_id}); {metrics}")
+    done(f"registered version {result.model_version} (run {result.run_id})")
+    print(f"  teacher: {result.method}, k={int(m['k'])}"
+          + (f" (best silhouette at k={int(m['k_silhouette_best'])})" if "k_silhouette_best" in m else "")
+          + f"; teacher {m.get('teacher_seconds', 0):.0f}s + student {m.get('student_seconds', 0):.0f}s")
+    print(f"  metrics: {metrics}")
     print(f"  segments: {sizes}")
+    if result.per_segment is not None:
+        print("  held-out report per segment:")
+        for line in result.per_segment.to_string(index=False, float_format=lambda v: f"{v:.3f}").splitlines():
+            print(f"    {line}")
     print(f"  promotion: {'champion' if result.promoted else 'stays challenger'} - {result.reason}")
 
 
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from ml.ablation import run_ablation, to_markdown
+
+    done = _step("evaluate")
+    methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
+    unknown = sorted(set(methods or []) - set(SEGMENT_METHODS))
+    if unknown:
+        raise PlatformError(f"unknown segmentation method(s): {', '.join(unknown)}",
+                            hint=f"choose from {', '.join(SEGMENT_METHODS)}")
+    kwargs = {"methods": methods} if methods else {}
+    table = run_ablation(args.ds, ensemble=args.ensemble, epochs=args.epochs, seed=args.seed,
+                         progress=lambda message: print(f"  {message}", flush=True), **kwargs)
+    text = to_markdown(table, " ".join(["segments", *sys.argv[1:]]))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    print(text)
+    done(f"ablation of {len(table)} configurations on ds={args.ds} -> {out}")
+
+
 def cmd_score(args: argparse.Namespace, spark=None) -> None:
-    from jobs.score import score
+    from jobs.score import resolve_champion, score
 
     done = _step("score")
-    summary = score(spark or _spark(), args.ds)
+    champion = resolve_champion(args.ds)  # registry + schema check first: fails in seconds, no Spark
+    summary = score(spark or _spark(), args.ds, champion)
     done(f"segments.user_segments ds={args.ds}: {summary.users} users scored with "
          f"{summary.model_name} v{summary.model_version}")
 
@@ -171,6 +212,46 @@ def cmd_info(args: argparse.Namespace) -> None:
         print(f"  {name:<28} {span:<44} {where}")
 
 
+def cmd_model_list(args: argparse.Namespace) -> None:
+    from ml.registry import list_versions
+    from segments.settings import load
+    from segments.tracking import mlflow_client
+
+    name = load().model_name
+    rows = list_versions(mlflow_client(), name)
+    if not rows:
+        print(f"no registered versions of {name}; train one: segments train --ds <ds>")
+        return
+    table = [("version", "aliases", "ds", "holdout_macro_f1", "created (UTC)")]
+    table += [(r.version, ",".join(r.aliases) or "-", r.ds or "-", r.holdout_macro_f1[:6] or "-", r.created)
+              for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    print(f"{name}:")
+    for row in table:
+        print("  " + "  ".join(v.ljust(w) for v, w in zip(row, widths)))
+
+
+def cmd_model_promote(args: argparse.Namespace) -> None:
+    from ml.registry import promote
+    from segments.settings import load
+    from segments.tracking import mlflow_client
+
+    name = load().model_name
+    version, old = promote(mlflow_client(), name, args.version, args.reason)
+    print(f"{name}: champion is now v{version}" + (f"; v{old} is 'previous'" if old else "")
+          + f" (reason: {args.reason})")
+
+
+def cmd_model_rollback(args: argparse.Namespace) -> None:
+    from ml.registry import rollback
+    from segments.settings import load
+    from segments.tracking import mlflow_client
+
+    name = load().model_name
+    restored, demoted = rollback(mlflow_client(), name, args.reason)
+    print(f"{name}: champion rolled back to v{restored}" + (f" (v{demoted} demoted)" if demoted else ""))
+
+
 # --- parser -----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -197,8 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end-date", type=_date, default="2026-06-30", help="last day generated (default 2026-06-30)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
 
-    add("features", cmd_features, "Build features.user_daily (ds, plus missing days of the 90-day window) "
-        "and features.user_features for ds with Spark.")
+    p = add("features", cmd_features, "Clean raw data and build features.user_daily (ds and the late-data "
+            "lookback, plus missing days of the 90-day window), features.user_lifetime and "
+            "features.user_features for ds with Spark.")
+    p.add_argument("--refit-params", action="store_true",
+                   help="refit the cleaning parameters (caps, medians) on the 90 days up to ds and store them "
+                   "under ds (the training DAG does this); default: the latest stored fit on or before ds")
+    p.add_argument("--rebuild-from", type=_date, default=None, metavar="DATE",
+                   help="backfill: rebuild features.user_daily for every date from DATE to ds in one job")
     p = add("validate", cmd_validate, "Validate one table partition with its Great Expectations suite; "
             "fails (exit 1) naming table, ds, expectation and unexpected count.")
     p.add_argument("--table", required=True, choices=validated_tables(), help="table to validate")
@@ -208,6 +295,16 @@ def build_parser() -> argparse.ArgumentParser:
             "MLflow and promote it to champion if its macro-F1 is not worse.")
     p.add_argument("--epochs", type=_positive, default=None, help="max epochs (default SEGMENTS_TRAIN_EPOCHS)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default SEGMENTS_SEED)")
+    p.add_argument("--method", choices=SEGMENT_METHODS, default=None,
+                   help="teacher method (default SEGMENTS_SEGMENT_METHOD)")
+    p = add("evaluate", cmd_evaluate, "Ablation: train and evaluate every teacher method (two seeds each) on "
+            "ds without registering anything; writes a method x metric markdown table.")
+    p.add_argument("--out", default="bench/ABLATION.md", help="markdown file to write (default bench/ABLATION.md)")
+    p.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(SEGMENT_METHODS)}")
+    p.add_argument("--ensemble", type=int, default=0,
+                   help="also evaluate the default method with an N-seed ensemble student (0: skip)")
+    p.add_argument("--epochs", type=_positive, default=None, help="max epochs (default SEGMENTS_TRAIN_EPOCHS)")
+    p.add_argument("--seed", type=int, default=None, help="first seed (default SEGMENTS_SEED); the retrain uses seed+1")
     add("score", cmd_score, "Score every user of features.user_features for ds with the champion model "
         "inside Spark; writes segments.user_segments.")
     add("profiles", cmd_profiles, "Write segments.segment_profiles for ds (size, share, feature means).")
@@ -218,6 +315,24 @@ def build_parser() -> argparse.ArgumentParser:
             with_ds=False)
     p.add_argument("query", help='e.g. "SELECT segment_name, count(*) FROM segments.user_segments GROUP BY 1"')
     add("info", cmd_info, "Show where everything lives and which partitions exist.", with_ds=False)
+    p = sub.add_parser("model", help="Registered segmenter versions: list, promote, roll back.",
+                       description="Registered segmenter versions: list, promote, roll back.")
+    model_sub = p.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    m = model_sub.add_parser("list", help="versions, aliases, ds, held-out macro-F1, creation time",
+                             description="List registered versions with aliases, ds, held-out macro-F1 "
+                             "and creation time.")
+    m.set_defaults(func=cmd_model_list)
+    m = model_sub.add_parser("promote", help="make the challenger (or --version) champion",
+                             description="Make the challenger (or --version V) champion without the gate; "
+                             "the old champion becomes 'previous'.")
+    m.add_argument("--version", default=None, help="version to promote (default: the challenger)")
+    m.add_argument("--reason", default="promoted by hand", help="why (stored on the model version)")
+    m.set_defaults(func=cmd_model_promote)
+    m = model_sub.add_parser("rollback", help="champion := previous, in one step",
+                             description="Restore the previous champion in one step ('previous' is "
+                             "consumed; undo with promote --version).")
+    m.add_argument("--reason", default="rolled back by hand", help="why (stored on the model versions)")
+    m.set_defaults(func=cmd_model_rollback)
     return parser
 
 

@@ -14,6 +14,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from segments.errors import PlatformError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Fixed by the table contract, not tunable: the LSTM reads exactly this many days.
@@ -24,6 +26,40 @@ FEATURE_WINDOWS = (7, 30, 90)
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
     return value or default
+
+
+class BadSetting(PlatformError, ValueError):
+    """An environment variable holds a value the platform cannot use."""
+
+    hint = "fix or unset the variable; `python -m segments.settings` prints the effective settings"
+
+
+# Teacher methods (ml/teacher.py): the RFM baseline, all features after PCA, features + sequence embedding.
+SEGMENT_METHODS = ("rfm_kmeans", "feature_kmeans", "sequence_kmeans")
+
+
+def _n_segments(value: str) -> int | None:
+    """'auto' (k by silhouette within SEGMENTS_K_RANGE) or a fixed positive k."""
+    if value.lower() == "auto":
+        return None
+    if not value.isdigit() or int(value) < 2:
+        raise BadSetting(f"SEGMENTS_N_SEGMENTS must be 'auto' or an integer >= 2, got {value!r}")
+    return int(value)
+
+
+def _k_range(value: str) -> tuple[int, int]:
+    """'LOW-HIGH' (inclusive), 2 <= LOW <= HIGH."""
+    low, sep, high = value.partition("-")
+    if not (sep and low.strip().isdigit() and high.strip().isdigit()) or not 2 <= int(low) <= int(high):
+        raise BadSetting(f"SEGMENTS_K_RANGE must look like '4-8' (2 <= low <= high), got {value!r}")
+    return int(low), int(high)
+
+
+def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = _env(name, default)
+    if value not in allowed:
+        raise BadSetting(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -40,10 +76,15 @@ class Settings:
     spark_shuffle_partitions: int
     job_python: Path
     model_name: str
-    n_segments: int
+    n_segments: int | None  # None: k chosen by silhouette within k_range
+    k_range: tuple[int, int]
+    segment_method: str
+    ensemble_seeds: int
     train_epochs: int
     seed: int
     airflow_parallelism: int
+    late_data_days: int
+    holiday_country: str  # ISO country code for the holiday-share feature (the `holidays` package)
 
     @property
     def bi_is_postgres(self) -> bool:
@@ -71,10 +112,16 @@ def load() -> Settings:
         spark_shuffle_partitions=int(_env("SEGMENTS_SPARK_SHUFFLE_PARTITIONS", "8")),
         job_python=Path(_env("SEGMENTS_JOB_PYTHON", str(REPO_ROOT / ".venv" / "bin" / "python"))),
         model_name=_env("SEGMENTS_MODEL_NAME", "user_segmenter"),
-        n_segments=int(_env("SEGMENTS_N_SEGMENTS", "6")),
+        n_segments=_n_segments(_env("SEGMENTS_N_SEGMENTS", "6")),
+        k_range=_k_range(_env("SEGMENTS_K_RANGE", "4-8")),
+        segment_method=_choice("SEGMENTS_SEGMENT_METHOD", "sequence_kmeans", SEGMENT_METHODS),
+        ensemble_seeds=int(_env("SEGMENTS_ENSEMBLE_SEEDS", "3")),
         train_epochs=int(_env("SEGMENTS_TRAIN_EPOCHS", "15")),
         seed=int(_env("SEGMENTS_SEED", "42")),
         airflow_parallelism=int(_env("SEGMENTS_AIRFLOW_PARALLELISM", "2")),
+        # Raw partitions may hold events of up to this many earlier days; see jobs/build.py.
+        late_data_days=int(_env("SEGMENTS_LATE_DATA_DAYS", "2")),
+        holiday_country=_env("SEGMENTS_HOLIDAY_COUNTRY", "US").upper(),
     )
 
 

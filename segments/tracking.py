@@ -7,11 +7,13 @@ imported inside the functions: the Airflow environment and the CLI import this m
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 from urllib.parse import urlparse
 
 from segments import settings as settings_mod
+from segments.errors import PlatformError
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow.entities.model_registry import ModelVersion
@@ -109,3 +111,87 @@ def champion_version(client: "MlflowClient | None" = None) -> "ModelVersion | No
 
 def model_uri(version: str | int) -> str:
     return f"models:/{settings_mod.load().model_name}/{version}"
+
+
+# --- the model's input contract vs the feature table -----------------------------------------------
+class SchemaMismatch(PlatformError):
+    """A registered model needs feature-table columns that features.user_features does not have."""
+
+    hint = ("the feature contract changed since the model was trained: retrain on the new table "
+            "(segments train --ds <ds>), or roll back the feature job")
+
+
+@dataclass(frozen=True)
+class SchemaDiff:
+    missing: tuple[str, ...]  # required by the model, absent from the table: the model cannot score
+    extra: tuple[str, ...]  # in the table, unknown to the model: ignored at scoring (informational)
+
+    @property
+    def compatible(self) -> bool:
+        return not self.missing
+
+    def describe(self, limit: int = 12) -> str:
+        def names(cols: tuple[str, ...]) -> str:
+            shown = ", ".join(cols[:limit])
+            return shown + (f" (+{len(cols) - limit} more)" if len(cols) > limit else "")
+
+        parts = []
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing from the table: {names(self.missing)}")
+        if self.extra:
+            parts.append(f"{len(self.extra)} extra in the table (ignored by the model): {names(self.extra)}")
+        return "; ".join(parts) or "columns match"
+
+
+def model_input_columns(model_uri: str) -> tuple[list[str], list[str]] | None:
+    """(required, optional) input columns of a logged model's signature; None if it has no signature.
+
+    Reads only the MLmodel file (no TensorFlow, no model load).
+    """
+    import mlflow
+
+    signature = mlflow.models.get_model_info(model_uri).signature
+    if signature is None or signature.inputs is None:
+        return None
+    required = [c.name for c in signature.inputs.inputs if getattr(c, "required", True)]
+    optional = [c.name for c in signature.inputs.inputs if not getattr(c, "required", True)]
+    return required, optional
+
+
+def schema_diff(required: Iterable[str], optional: Iterable[str], table_columns: Iterable[str]) -> SchemaDiff:
+    """Compare a model's input columns with a table's columns (the partition column ``ds`` is not an input)."""
+    table = [c for c in table_columns if c != "ds"]
+    required, known = list(required), set(required) | set(optional)
+    present = set(table)
+    return SchemaDiff(
+        missing=tuple(c for c in required if c not in present),
+        extra=tuple(c for c in table if c not in known),
+    )
+
+
+def feature_table_columns(ds: str) -> list[str]:
+    """Columns physically present in features.user_features for ``ds`` (what scoring will really read).
+
+    Falls back to the catalog's declared columns when the partition has no files yet.
+    """
+    import pyarrow.dataset as pads
+
+    from segments import catalog
+
+    path = catalog.partition_path("features.user_features", ds)
+    if os.path.isdir(path) and any(p.suffix == ".parquet" for p in Path(path).iterdir()):
+        return list(pads.dataset(path, format="parquet").schema.names)
+    return list(catalog.table("features.user_features").column_names)
+
+
+def check_model_schema(model_uri: str, ds: str, label: str = "model") -> SchemaDiff:
+    """Raise SchemaMismatch (naming the missing and extra columns) if the model cannot read the table."""
+    columns = model_input_columns(model_uri)
+    if columns is None:
+        return SchemaDiff((), ())
+    diff = schema_diff(*columns, feature_table_columns(ds))
+    if not diff.compatible:
+        raise SchemaMismatch(
+            f"{label} {model_uri} does not match features.user_features ds={ds}: {diff.describe()}"
+        )
+    return diff

@@ -7,6 +7,10 @@ import shutil
 
 import pytest
 
+# Tests train many small models: one student each keeps CI short. The ensemble itself is unit-tested
+# (tests/unit/test_ml_student.py), and the default of 3 is measured in bench/ABLATION.md.
+os.environ.setdefault("SEGMENTS_ENSEMBLE_SEEDS", "1")
+
 
 def _postgres_required() -> bool:
     return os.environ.get("SEGMENTS_REQUIRE_POSTGRES", "").lower() in ("1", "true", "yes")

@@ -81,6 +81,14 @@ def make_features(n_users: int = 400, seed: int = 0) -> tuple[pd.DataFrame, pd.D
         rows.append(row)
         personas.append({"user_id": row["user_id"], "persona": persona})
     df = pd.DataFrame(rows)
+    # Contract columns this fixture does not model (the catalog grows): missing values, which the
+    # preprocessor imputes (numeric) or maps to 'unknown' (categorical).
+    for c in NUMERIC_FEATURES:
+        if c not in df.columns:
+            df[c] = np.nan
+    for c in CATEGORICAL_FEATURES:
+        if c not in df.columns:
+            df[c] = None
     assert set(NUMERIC_FEATURES) | set(CATEGORICAL_FEATURES) | set(SEQUENCE_CHANNELS) <= set(df.columns)
     return df, pd.DataFrame(personas)
 
@@ -94,6 +102,7 @@ def platform(tmp_path, monkeypatch):
 
     monkeypatch.setenv("SEGMENTS_HOME", str(tmp_path))
     for var in ("MLFLOW_TRACKING_URI", "SEGMENTS_MLFLOW_ARTIFACTS", "SEGMENTS_WAREHOUSE", "SEGMENTS_N_SEGMENTS",
+                "SEGMENTS_SEGMENT_METHOD", "SEGMENTS_ENSEMBLE_SEEDS", "SEGMENTS_K_RANGE",
                 "SEGMENTS_MODEL_NAME"):
         monkeypatch.delenv(var, raising=False)
     features, personas = make_features()
@@ -125,9 +134,17 @@ def test_train_registers_gates_and_serves(platform):
     assert str(champion_version(client).version) == "1"
     run = client.get_run(first.run_id)
     for key in ("holdout_accuracy", "holdout_macro_f1", "holdout_macro_precision", "holdout_macro_recall",
-                "teacher_persona_ari", "student_persona_nmi", "gate_promoted"):
+                "cold_start_macro_f1", "teacher_persona_ari", "teacher_persona_nmi", "student_persona_ari",
+                "student_persona_nmi", "teacher_silhouette", "pca_components", "gate_promoted"):
         assert key in run.data.metrics, key
     assert run.data.params["k"] == "6" and run.data.params["ds"] == DS
+    assert run.data.params["method"] == "sequence_kmeans" and run.data.params["k_mode"] == "fixed"
+    # The evaluation plots and tables are artifacts of the run.
+    reports = {a.path for a in client.list_artifacts(first.run_id, "reports")}
+    for name in ("confusion_matrix.png", "segment_profiles.png", "segment_sizes.png", "training_curves.png",
+                 "k_selection.png", "feature_selection.csv", "feature_selection.png", "per_segment_report.csv"):
+        assert f"reports/{name}" in reports, name
+    assert list(first.per_segment.columns[:1]) == ["segment"] and len(first.per_segment) >= 6
     assert run.data.tags["gate.decision"] == "promoted"
     # Four planted behaviours are easy: the student must reproduce its teacher well above chance (1/6).
     assert first.metrics["holdout_accuracy"] > 0.5
@@ -178,5 +195,13 @@ def test_train_refuses_a_tiny_partition(tmp_path, monkeypatch):
     write_arrow("features.user_features", pa.Table.from_pandas(features, schema=schema), DS)
     # k=6 needs max(50, 10 * 6) = 60 users; the check comes before any MLflow run is created.
     with pytest.raises(NotEnoughUsers, match="has 30 users; training 6 segments needs at least 60"):
+        train(DS, epochs=1)
+    # More segments than users, and k by silhouette whose range tops out above the users.
+    monkeypatch.setenv("SEGMENTS_N_SEGMENTS", "40")
+    with pytest.raises(NotEnoughUsers, match="has 30 users: k=40 is larger than the number of users"):
+        train(DS, epochs=1)
+    monkeypatch.setenv("SEGMENTS_N_SEGMENTS", "auto")
+    monkeypatch.setenv("SEGMENTS_K_RANGE", "2-4")
+    with pytest.raises(NotEnoughUsers, match=r"up to 4 segments \(SEGMENTS_K_RANGE\) needs at least 50"):
         train(DS, epochs=1)
     assert not (tmp_path / "mlflow").exists()

@@ -116,7 +116,7 @@ def test_full_contract_shapes():
         df[c] = [rng.poisson(1.0, SEQUENCE_DAYS).astype(float) for _ in range(n)]
     pre = fit_preprocessor(df)
     static, seq = pre.to_arrays(df)
-    assert static.shape == (n, len(NUMERIC_FEATURES) + 4 * 4)  # 4 columns x [unknown, x, y, z]
+    assert static.shape == (n, len(NUMERIC_FEATURES) + len(CATEGORICAL_FEATURES) * 4)  # x [unknown, x, y, z]
     assert seq.shape == (n, SEQUENCE_DAYS, len(SEQUENCE_CHANNELS))
     assert pre.n_static == static.shape[1]
 
