@@ -109,7 +109,7 @@ def load() -> Settings:
         gx_dir=Path(_env("SEGMENTS_GX_DIR", str(home / "gx"))),
         spark_master=_env("SEGMENTS_SPARK_MASTER", "local[2]"),
         spark_driver_memory=_env("SEGMENTS_SPARK_DRIVER_MEMORY", "4g"),
-        spark_shuffle_partitions=int(_env("SEGMENTS_SPARK_SHUFFLE_PARTITIONS", "8")),
+        spark_shuffle_partitions=int(_env("SEGMENTS_SPARK_SHUFFLE_PARTITIONS", "64")),
         job_python=Path(_env("SEGMENTS_JOB_PYTHON", str(REPO_ROOT / ".venv" / "bin" / "python"))),
         model_name=_env("SEGMENTS_MODEL_NAME", "user_segmenter"),
         n_segments=_n_segments(_env("SEGMENTS_N_SEGMENTS", "6")),
