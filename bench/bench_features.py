@@ -128,7 +128,7 @@ def worker_duckdb(home: str, read_partitions: list[str], build_days: list[str], 
     warehouse = Path(home) / "warehouse"
     caps = stored_caps(warehouse, build_days[-1])
     started = time.monotonic()
-    con = duckdb_mirror.connect(threads)
+    con = duckdb_mirror.connect(threads, Path(home) / "tmp" / "duckdb")
     sql = duckdb_mirror.user_daily_sql(warehouse / "raw", read_partitions, build_days, caps,
                                        settings.load().late_data_days)
     rows = duckdb_mirror.write_user_daily(con, sql, Path(out_dir))

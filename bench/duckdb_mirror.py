@@ -109,9 +109,12 @@ def user_daily_sql(raw_dir: Path, read_partitions: list[str], build_days: list[s
     """
 
 
-def connect(threads: int) -> duckdb.DuckDBPyConnection:
+def connect(threads: int, temp_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute(f"SET threads = {threads}")
+    if temp_dir is not None:  # DuckDB spills GBs at 200k users; default is .tmp/ in the working directory
+        temp_dir.mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET temp_directory = '{temp_dir}'")
     con.execute("SET preserve_insertion_order = false")  # as Spark: no order promised
     con.execute("SET TimeZone = 'UTC'")  # the true day of a timestamp is its UTC date, as in jobs.session
     return con
