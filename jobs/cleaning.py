@@ -256,8 +256,6 @@ def clean(df: DataFrame, table_name: str, params: CleaningParams, late_days: int
         details[f"winsorise__{c}"] = f"capped at stored q{q:g} = {cap:g} (fit {params.fit_ds})"
         # Not F.least: it skips nulls, so least(NULL, cap) would turn a missing value into the cap.
         cleaned = cleaned.withColumn(c, F.when(F.col(c) > cap, F.lit(cap)).otherwise(F.col(c)).cast(types[c]))
-    # collect_list skips nulls: only the quarantined rows (a small share) are gathered, per raw partition.
-    counters.append(F.collect_list(F.when(quarantined, quarantine_row)).alias("quarantined"))
 
     cleaned = cleaned.select(*raw_columns, "_true_day")
     deduped = _dedupe(cleaned, spec.key, spec.per_partition)
@@ -265,9 +263,30 @@ def clean(df: DataFrame, table_name: str, params: CleaningParams, late_days: int
     rows = rows.drop("_true_day")
     return Cleaned(
         table_name=table_name, key=spec.key, rows=rows, quarantine=quarantine,
-        step_counts=staged.groupBy("ds").agg(*counters),
+        step_counts=_step_counts(staged, counters, quarantined, quarantine_row),
         output_counts=rows.groupBy(F.col(RAW_DS).alias("ds")).agg(F.count(F.lit(1)).alias("output__all")),
         details=details,
+    )
+
+
+def _step_counts(staged: DataFrame, counters: list[Column], quarantined: Column, quarantine_row: Column
+                 ) -> DataFrame:
+    """One row per raw partition ``ds``: the counters, and ``quarantined``, that partition's quarantined rows.
+
+    Two levels, so that the pass over all raw rows is Spark's code-generated hash aggregate (fixed-width
+    counters only, partial aggregation before any shuffle): grouped by (ds, quarantined row or null), the
+    clean rows of a partition fold into one group and each distinct quarantined row into its own, with its
+    number of copies in ``input__all``. The second level sums those few rows per partition and repeats
+    each quarantined row as often as it came.
+    """
+    row = F.when(quarantined, quarantine_row)  # null for every row that is not quarantined
+    per_row = staged.groupBy("ds", row.alias("_quarantined")).agg(*counters)
+    names = [c for c in per_row.columns if c not in ("ds", "_quarantined")]
+    copies = F.array_repeat(F.col("_quarantined"), F.col("input__all").cast("int"))
+    return per_row.groupBy("ds").agg(
+        *[F.sum(c).cast("long").alias(c) for c in names],
+        # collect_list skips the null of the clean rows' group; flatten([]) is [] for a clean partition.
+        F.flatten(F.collect_list(F.when(F.col("_quarantined").isNotNull(), copies))).alias("quarantined"),
     )
 
 

@@ -15,11 +15,11 @@ Policies:
 Speed (see ``bench/``): ``user_daily`` is ONE aggregation over events and orders together (a union, no
 join), so the plan has one shuffle. Exact distinct counts use ``size(collect_set(..))`` per user-day
 (small sets) rather than several ``countDistinct``, which would make Spark expand every row once per
-distinct column; per-category counts come from one ``collect_list``. ``user_features`` is one
-aggregation per user over the (much smaller) daily table, with no per-user lambdas (Spark runs higher-order
-functions interpreted, ~1.5 ms per user): the sequences are map lookups into a per-user ``collect_list`` of
-the last 28 days, and the category features come from ``explode`` plus plain aggregates per (user,
-category). Both share one shuffle of the window rows by user_id.
+distinct column; per-category counts come from one sorted ``collect_list`` (one lambda call per distinct
+category: Spark interprets lambdas). ``user_features`` aggregates the (much smaller) daily table per user
+with fixed-width aggregates only, so Spark uses its code-generated hash aggregate; the object-based parts
+(the 28-day sequences, the device mode) and the per-category features are separate aggregations over the
+same ``user_id`` partitioning, joined back without a further shuffle.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from segments.catalog import UNKNOWN
@@ -35,6 +35,7 @@ from segments.errors import PlatformError
 from segments.feature_catalog import (
     AGE_BUCKETS,
     DAYPARTS,
+    DEVICE_WINDOW,
     MONEY_WINDOW,
     PATTERN_WINDOW,
     RATE_WINDOW,
@@ -116,15 +117,18 @@ def user_daily(events: DataFrame, orders: DataFrame) -> DataFrame:
         _count_if(status == _REFUNDED).alias("refunded_orders"),
         F.array_sort(F.collect_list("category")).alias("_categories"),  # collect_list skips nulls
     )
-    # Events per category from the sorted list: distinct names -> occurrences (sets are tiny per user-day).
-    names = F.array_distinct(F.col("_categories"))
-    counts = F.transform(names, lambda c: F.size(F.filter("_categories", lambda x: x == c)).cast("long"))
-    category_events = F.map_from_arrays(names, counts)
-    return per_day.select(
+    # Events per category from the sorted list: in a sorted list each name's events are one run, so a
+    # name's count is where the next name starts minus where it starts (array_position: first, 1-based).
+    # One lambda call per distinct name, not one per (name, event): Spark interprets lambdas.
+    names = F.array_distinct(F.col("_categories"))  # sorted, as the list is
+    starts = F.transform(names, lambda c: F.array_position("_categories", c))
+    end = (F.size("_categories") + 1).cast("long")
+    counts = F.transform(F.col("_starts"), lambda s, i: F.coalesce(F.get(F.col("_starts"), i + 1), end) - s)
+    return per_day.withColumn("_starts", starts).select(
         "*",
-        category_events.alias("category_events"),
+        F.map_from_arrays(names, counts).alias("category_events"),
         F.size(names).cast("long").alias("distinct_categories"),
-    ).drop("_categories")
+    ).drop("_categories", "_starts")
 
 
 # --- features.user_features ------------------------------------------------------------------------
@@ -218,33 +222,22 @@ def user_features(
         within(SEQUENCE_DAYS, F.col("revenue")).alias("_revenue_seq"),
         (within(SEQUENCE_DAYS, (F.lit(_T_MEAN) - offset) * F.col("activity")) / _T_SS).alias("activity_slope_28d"),
         (within(SEQUENCE_DAYS, (F.lit(_T_MEAN) - offset) * F.col("revenue")) / _T_SS).alias("spend_slope_28d"),
-        F.mode(F.when(offset < 30, F.col("device")), deterministic=True).alias("device"),
-        # Sequence values by day index (0 = ds-27, the oldest ... 27 = ds), so the LSTM reads time forward.
-        F.map_from_entries(F.collect_list(F.when(offset < SEQUENCE_DAYS, F.struct(
-            (F.lit(SEQUENCE_DAYS - 1) - offset).alias("index"),
-            F.struct(*[F.coalesce(F.col(column).cast("double") * scale, F.lit(0.0)).alias(channel)
-                       for channel, column, scale, _ in SEQUENCE_SOURCES]).alias("values"),
-        )))).alias("_seq_by_index"),  # collect_list skips the nulls of the older days
     ]
-    # The window rows are shuffled by user_id (the category branch reads only user_id, offset and the
-    # category map, so Spark shuffles those columns separately); the per-user aggregation, the per-(user,
-    # category) aggregation and the join between them then keep that partitioning: no further Exchange.
+    # The window rows are shuffled once by user_id (the branches read different columns, so Spark may
+    # shuffle each branch's columns separately); the per-user aggregation, the per-(user, category) and
+    # per-(user, device) aggregations and the joins between them then keep that partitioning.
     by_user = window.repartition("user_id")
     per_user = by_user.groupBy("user_id").agg(*aggs)
 
-    # The 28 days as structs of all channels, 0 on inactive days: 28 map lookups (code-generated), then
-    # one field of the struct array per channel. No per-user lambda (Spark interprets those, slowly).
-    zero_day = F.struct(*[F.lit(0.0).alias(channel) for channel, _, _, _ in SEQUENCE_SOURCES])
-    seq_days = F.array(*[F.coalesce(F.try_element_at(F.col("_seq_by_index"), F.lit(i)), zero_day)
-                         for i in range(SEQUENCE_DAYS)])
-    per_user = per_user.withColumn("_seq_days", seq_days)
-
     categories = _category_features(by_user)
-    features = per_user.join(categories, "user_id", "left").select(
+    recent = _sequences_and_device(by_user)
+    features = per_user.join(categories, "user_id", "left").join(recent, "user_id", "left").select(
         *per_user.columns,
         *[F.coalesce(F.col(f"_distinct_categories_{w}d"), F.lit(0.0)).alias(f"distinct_categories_{w}d")
           for w in FEATURE_WINDOWS],
-        *[F.col("_seq_days")[channel].alias(channel) for channel, _, _, _ in SEQUENCE_SOURCES],
+        *[F.coalesce(F.col(channel), F.array(*[F.lit(0.0)] * SEQUENCE_DAYS)).alias(channel)
+          for channel, _, _, _ in SEQUENCE_SOURCES],
+        F.col("_device").alias("device"),
         F.coalesce(F.col("_category_entropy"), F.lit(0.0)).alias("_category_entropy"),
         F.coalesce(F.col("_top_category"), F.lit(UNKNOWN)).alias("_top_category"),
     )
@@ -305,18 +298,50 @@ def _category_features(window: DataFrame) -> DataFrame:
              F.sum(F.when(offset < PATTERN_WINDOW, F.col("events"))).alias("events_pw"))
     )
     counted = F.col("events_pw") > 0
-    # p needs the user's total first: a window over user_id (already the partitioning, so only a sort).
-    total = F.sum(F.when(counted, F.col("events_pw"))).over(Window.partitionBy("user_id")).cast("double")
-    share = F.col("events_pw") / F.col("_total")
-    return per_category.withColumn("_total", total).groupBy("user_id").agg(
+    # Entropy without first dividing by the user's total T: with e_i events per category,
+    # -sum(p_i log2 p_i) = log2 T - sum(e_i log2 e_i) / T, so one pass gives T and the sum (no window).
+    total = F.sum(F.when(counted, F.col("events_pw"))).cast("double")
+    weighted = F.sum(F.when(counted, F.col("events_pw") * F.log2(F.col("events_pw"))))
+    entropy = F.log2(total) - weighted / total
+    return per_category.groupBy("user_id").agg(
         *[_count_if(F.col("last_offset") < w).cast("double").alias(f"_distinct_categories_{w}d")
           for w in FEATURE_WINDOWS],
-        # sum of p * -log2(p), the same terms as the definition; a single category gives exactly 0.
-        F.coalesce(F.sum(F.when(counted, share * -F.log2(share))), F.lit(0.0)).alias("_category_entropy"),
+        # One category is exactly 0 (the formula could leave a rounding residue); never below 0.
+        F.when(_count_if(counted) > 1, F.greatest(entropy, F.lit(0.0))).otherwise(F.lit(0.0))
+        .alias("_category_entropy"),
         # Most events first, then the smallest name: min over (-events, name).
         F.min(F.when(counted, F.struct((-F.col("events_pw")).alias("neg_events"), F.col("category"))))["category"]
         .alias("_top_category"),
     )
+
+
+def _sequences_and_device(window: DataFrame) -> DataFrame:
+    """Per user active in the last 30 days: the 28-day sequences and the device.
+
+    - One array of 28 daily values per channel of SEQUENCE_SOURCES, by day index (0 = ds-27, the oldest ...
+      27 = ds, so the LSTM reads time forward), 0 on inactive days (and for users active only on days
+      ds-29 and ds-28).
+    - ``_device``: the device of most active days in the last 30 (ties: the smallest name).
+
+    Their own aggregation over the last 30 days: ``collect_list`` and ``mode`` are object-based, and in the
+    main per-user aggregation they would turn all of it into Spark's slower object hash aggregate. The
+    lookups by index are code-generated (no per-user lambda, which Spark interprets).
+    """
+    offset = F.col("offset")
+    recent = window.where(offset < DEVICE_WINDOW)
+    by_index = recent.groupBy("user_id").agg(
+        F.map_from_entries(F.collect_list(F.when(offset < SEQUENCE_DAYS, F.struct(
+            (F.lit(SEQUENCE_DAYS - 1) - offset).alias("index"),
+            F.struct(*[F.coalesce(F.col(column).cast("double") * scale, F.lit(0.0)).alias(channel)
+                       for channel, column, scale, _ in SEQUENCE_SOURCES]).alias("values"),
+        )))).alias("_by_index"),  # collect_list skips the nulls of days ds-29 and ds-28
+        F.mode("device", deterministic=True).alias("_device"),  # ties: the smallest value
+    )
+    zero_day = F.struct(*[F.lit(0.0).alias(channel) for channel, _, _, _ in SEQUENCE_SOURCES])
+    days = F.array(*[F.coalesce(F.try_element_at(F.col("_by_index"), F.lit(i)), zero_day)
+                     for i in range(SEQUENCE_DAYS)])
+    return by_index.select("user_id", "_device", days.alias("_days")).select(
+        "user_id", "_device", *[F.col("_days")[channel].alias(channel) for channel, _, _, _ in SEQUENCE_SOURCES])
 
 
 def _with_lifetime(features: DataFrame, lifetime: DataFrame | None, as_of: Column, pattern: str) -> DataFrame:

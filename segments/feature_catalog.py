@@ -45,6 +45,7 @@ TREND_RECENT_DAYS = 7  # "last 7 days" of the trend features; compared with the 
 RATE_WINDOW = 30
 PATTERN_WINDOW = 90
 MONEY_WINDOW = 90
+DEVICE_WINDOW = 30  # the device feature: the device of most active days in the last 30
 
 
 @dataclass(frozen=True)
@@ -212,7 +213,7 @@ _CATEGORICAL = [
     Feature("gender", "static", "categorical", "", "snapshot", "From raw.users; missing -> 'unknown'."),
     Feature("occupation", "static", "categorical", "", "snapshot", "From raw.users; missing -> 'unknown'."),
     Feature("city_tier", "static", "categorical", "", "snapshot", "From raw.users; missing -> 'unknown'."),
-    Feature("device", "static", "categorical", "", "30d",
+    Feature("device", "static", "categorical", "", f"{DEVICE_WINDOW}d",
             "Most frequent daily main device over the last 30 days; 'unknown' without events."),
     Feature("age_bucket", "static", "categorical", "", "snapshot",
             "Age bucket: " + ", ".join(label for label, _, _ in AGE_BUCKETS) + "; 'unknown' without birth_year."),
