@@ -169,7 +169,8 @@ def spark_run(cfg: Config, name: str, cmd: list[str]) -> tuple[Measured, dict]:
     shutil.rmtree(log_dir, ignore_errors=True)
     measured = run_measured(cmd, cfg.env(**spark_event_log_env(log_dir)), cfg.work / "logs" / f"{name}.log")
     tables = {t: str(cfg.warehouse / t.replace(".", "/")) for t in
-              ("raw.events", "raw.orders", "raw.users", "features.user_daily", "features.user_features")}
+              ("raw.events", "raw.orders", "raw.users", "features.user_daily", "features.user_lifetime",
+               "features.user_features")}
     summary = summarize_event_log(latest_event_log(log_dir), tables)
     return measured, summary
 
