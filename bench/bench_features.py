@@ -6,7 +6,8 @@
 2. (b) full rebuild: cleaning + ``user_daily`` over every raw partition in one Spark job (separate
    process, so the wall time includes Spark start), then DuckDB computing the same on the same files;
 3. (a) daily run: the real runner, ``segments features --ds <last date>``, on the warehouse whose
-   ``user_daily`` window now exists; then DuckDB computing user_daily for the same raw partitions;
+   ``user_daily`` window now exists, after yesterday's run (untimed, so that the lifetime state a normal
+   day merges from exists); then DuckDB computing user_daily for the same raw partitions;
 4. checks that both engines agree on a sample of users (every day, the core columns) and fails if not;
 5. prints a table and writes ``results.json`` (plus the Spark stages and plans) in the bench root.
 
