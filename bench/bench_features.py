@@ -310,7 +310,8 @@ def main_run(args: argparse.Namespace) -> int:
     step(f"(a) prepare: yesterday's run `segments features --ds {previous}` (untimed: stores the lifetime "
          "state a normal day starts from)")
     started = time.monotonic()
-    run_measured([*SEGMENTS, "features", "--ds", previous], cfg.env(), cfg.work / "logs" / "spark_previous_day.log")
+    run_measured([*SEGMENTS, "features", "--ds", previous], cfg.env(),
+                 cfg.work / "logs" / "spark_previous_day.log")
     step.done(f"{time.monotonic() - started:.0f}s")
 
     step(f"(a) Spark: daily run `segments features --ds {ds}` (the real runner, new process)")

@@ -125,7 +125,7 @@ class Cleaned:
     - ``step_counts``: one row per raw partition ``ds`` with the counters of the steps before deduplication
       (``input__all``, ``drop_missing__<col>``, ``quarantine__<reason>``, ``impute_*__<col>``,
       ``winsorise__<col>``) and ``quarantined``, the partition's quarantine rows as an array of structs;
-      one aggregation over the raw rows, no shuffle of whole rows;
+      a code-generated hash aggregation over the raw rows (``_step_counts``), no shuffle of whole rows;
     - the rows out of deduplication per raw partition: ``output_counts`` computes them on their own (a
       second deduplication when evaluated alone); a runner can instead observe them on ``rows``.
     """

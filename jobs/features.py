@@ -223,9 +223,9 @@ def user_features(
         (within(SEQUENCE_DAYS, (F.lit(_T_MEAN) - offset) * F.col("activity")) / _T_SS).alias("activity_slope_28d"),
         (within(SEQUENCE_DAYS, (F.lit(_T_MEAN) - offset) * F.col("revenue")) / _T_SS).alias("spend_slope_28d"),
     ]
-    # The window rows are shuffled once by user_id (the branches read different columns, so Spark may
-    # shuffle each branch's columns separately); the per-user aggregation, the per-(user, category) and
-    # per-(user, device) aggregations and the joins between them then keep that partitioning.
+    # The window rows are repartitioned by user_id. Each branch below reads other columns, so Spark
+    # shuffles each branch's columns on its own; the per-user, per-category and recent-days aggregations
+    # all keep the user_id partitioning, so the joins between them need no further exchange.
     by_user = window.repartition("user_id")
     per_user = by_user.groupBy("user_id").agg(*aggs)
 
@@ -341,7 +341,8 @@ def _sequences_and_device(window: DataFrame) -> DataFrame:
     days = F.array(*[F.coalesce(F.try_element_at(F.col("_by_index"), F.lit(i)), zero_day)
                      for i in range(SEQUENCE_DAYS)])
     return by_index.select("user_id", "_device", days.alias("_days")).select(
-        "user_id", "_device", *[F.col("_days")[channel].alias(channel) for channel, _, _, _ in SEQUENCE_SOURCES])
+        "user_id", "_device",
+        *[F.col("_days")[channel].alias(channel) for channel, _, _, _ in SEQUENCE_SOURCES])
 
 
 def _with_lifetime(features: DataFrame, lifetime: DataFrame | None, as_of: Column, pattern: str) -> DataFrame:
