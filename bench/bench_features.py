@@ -310,10 +310,9 @@ def main_run(args: argparse.Namespace) -> int:
     # instead; that one-off is not the daily run, so it is done here, untimed.
     step(f"(a) prepare: yesterday's run `segments features --ds {previous}` (untimed: stores the lifetime "
          "state a normal day starts from)")
-    started = time.monotonic()
     run_measured([*SEGMENTS, "features", "--ds", previous], cfg.env(),
                  cfg.work / "logs" / "spark_previous_day.log")
-    step.done(f"{time.monotonic() - started:.0f}s")
+    step.done("done")
 
     step(f"(a) Spark: daily run `segments features --ds {ds}` (the real runner, new process)")
     plan = daily_plan(cfg, ds)  # what the runner is about to do, from its own planner

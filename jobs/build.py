@@ -192,8 +192,9 @@ def build_user_daily(spark: SparkSession, plan: DailyPlan, params: CleaningParam
 
     Two passes over the raw rows, each a single job, and one deduplication shuffle:
 
-    1. per table and owned raw partition, one aggregation gives the step counters and the quarantined rows
-       (persisted: a few numbers and the quarantined rows per partition); the quarantine write reads it;
+    1. per table and owned raw partition, a two-level hash aggregation (``cleaning._step_counts``) gives the
+       step counters and the quarantined rows (persisted: a few numbers and the quarantined rows per
+       partition); the quarantine write reads it;
     2. the user_daily write; the rows out of deduplication per owned raw partition (the last counter of the
        cleaning log) and the user_daily rows per built day are observed on the way (``observe``).
 

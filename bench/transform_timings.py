@@ -1,0 +1,77 @@
+"""Time the feature stage's three heaviest transforms on their own, in one Spark session, twice each.
+
+``python -m bench.transform_timings --home var/bench/200000x90 --ds 2026-06-30`` (a warehouse made by
+``make bench-features``; ``user_daily`` and ``user_lifetime`` must exist for ds). For each transform the
+first run is the first time the session runs its code (the JVM compiles it as it goes, as in a daily
+run; the transforms timed before it have warmed up the shared parts), the second is warm. Results are written to Spark's ``noop`` sink, so the figures cover the computation, not the write.
+
+- ``step_counts``: the cleaning counters and quarantined rows of raw.events over every raw partition
+  (``jobs.cleaning.clean(...).step_counts``), collected;
+- ``user_daily``: cleaning, deduplication and the ``user_daily`` aggregation of the raw partitions of the
+  last 3 days (``jobs.build.clean_inputs`` + ``daily_frame``);
+- ``user_features``: the features of ds from the 90-day ``user_daily`` window (``jobs.features.user_features``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+
+def _timed(label: str, action: Callable[[], None], runs: int) -> None:
+    for i in range(runs):
+        started = time.monotonic()
+        action()
+        print(f"{label:<14} run {i + 1} ({'cold' if i == 0 else 'warm'}): {time.monotonic() - started:6.1f} s",
+              flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="transform-timings", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--home", required=True, help="platform root of a bench warehouse")
+    parser.add_argument("--ds", default="2026-06-30")
+    parser.add_argument("--runs", type=int, default=2)
+    args = parser.parse_args(argv)
+    os.environ["SEGMENTS_HOME"] = str(Path(args.home).resolve())
+    os.environ.pop("SEGMENTS_WAREHOUSE", None)
+
+    from jobs import build, cleaning
+    from jobs.features import user_features
+    from jobs.session import build_spark
+    from segments import catalog, settings
+
+    spark = build_spark("transform-timings")
+    late_days = settings.load().late_data_days
+    params = build.load_params(spark, args.ds, late_days)
+    raw_days = set(catalog.partitions("raw.events"))
+
+    def step_counts() -> None:
+        raw = build.read_raw(spark, "raw.events", sorted(raw_days))
+        cleaning.clean(raw, "raw.events", params, late_days).step_counts.collect()  # a few rows per partition
+
+    def daily() -> None:
+        plan = build.plan_daily(args.ds, late_days, raw_days, set(catalog.partitions("features.user_daily")))
+        rows = build.clean_inputs(spark, plan, params, late_days)
+        build.daily_frame({n: rows[n].rows for n in build.DAILY_INPUTS}, plan).write.format("noop").mode(
+            "overwrite").save()
+
+    def features() -> None:
+        window = catalog.read_spark(spark, "features.user_daily", since=build.window_dates(args.ds)[0],
+                                    until=build.shift(args.ds, 1))
+        users = cleaning.clean(catalog.read_spark(spark, "raw.users", ds=args.ds), "raw.users", params,
+                               late_days).rows.drop(cleaning.RAW_DS)
+        lifetime = catalog.read_spark(spark, "features.user_lifetime", ds=args.ds)
+        user_features(window, users, lifetime, args.ds).write.format("noop").mode("overwrite").save()
+
+    _timed("step_counts", step_counts, args.runs)
+    _timed("user_daily", daily, args.runs)
+    _timed("user_features", features, args.runs)
+    spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
