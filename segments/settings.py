@@ -28,6 +28,12 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
+def _env_raw(name: str, default: str) -> str:
+    """Like ``_env``, but a variable that is set and empty means empty (e.g. "no extra JVM options")."""
+    value = os.environ.get(name)
+    return default if value is None else value.strip()
+
+
 class BadSetting(PlatformError, ValueError):
     """An environment variable holds a value the platform cannot use."""
 
@@ -36,6 +42,15 @@ class BadSetting(PlatformError, ValueError):
 
 # Teacher methods (ml/teacher.py): the RFM baseline, all features after PCA, features + sequence embedding.
 SEGMENT_METHODS = ("rfm_kmeans", "feature_kmeans", "sequence_kmeans")
+
+# JVM options of the Spark driver (in local mode, the whole of Spark). Measured on the 200k x 90 daily
+# run (bench/RESULTS.md), each job being a fresh JVM that spends about half its CPU in the JIT compiler:
+# - the parallel (throughput) collector: a batch job on two cores; G1's concurrent threads and barriers
+#   cost more CPU than its short pauses are worth here;
+# - C2 gives up on methods larger than 30k IR nodes (default 80k): the whole-stage code of user_features'
+#   joins and ~150 output columns otherwise costs 12-14 s of C2 time per method while the one C2 thread
+#   holds everything else back; those methods get C1's optimised code instead.
+DEFAULT_SPARK_JAVA_OPTIONS = "-XX:+UseParallelGC -XX:MaxNodeLimit=30000"
 
 
 def _n_segments(value: str) -> int | None:
@@ -74,6 +89,7 @@ class Settings:
     spark_master: str
     spark_driver_memory: str
     spark_shuffle_partitions: int
+    spark_java_options: str  # driver JVM options; "" = the JVM's defaults
     job_python: Path
     model_name: str
     n_segments: int | None  # None: k chosen by silhouette within k_range
@@ -110,6 +126,7 @@ def load() -> Settings:
         spark_master=_env("SEGMENTS_SPARK_MASTER", "local[2]"),
         spark_driver_memory=_env("SEGMENTS_SPARK_DRIVER_MEMORY", "4g"),
         spark_shuffle_partitions=int(_env("SEGMENTS_SPARK_SHUFFLE_PARTITIONS", "64")),
+        spark_java_options=_env_raw("SEGMENTS_SPARK_JAVA_OPTIONS", DEFAULT_SPARK_JAVA_OPTIONS),
         job_python=Path(_env("SEGMENTS_JOB_PYTHON", str(REPO_ROOT / ".venv" / "bin" / "python"))),
         model_name=_env("SEGMENTS_MODEL_NAME", "user_segmenter"),
         n_segments=_n_segments(_env("SEGMENTS_N_SEGMENTS", "6")),

@@ -127,6 +127,15 @@ def test_session_time_zone_is_utc(spark):
 
 
 @pytest.mark.spark
+def test_session_jvm_runs_with_the_configured_java_options(spark):
+    from segments import settings
+
+    runtime = spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    jvm_args = set(runtime.getInputArguments())
+    assert set(settings.load().spark_java_options.split()) <= jvm_args
+
+
+@pytest.mark.spark
 def test_categoricals_become_unknown_and_stored_caps_winsorise(spark):
     caps = {("raw.events", "price"): 100.0, ("raw.events", "quantity"): 3.0,
             ("raw.events", "dwell_seconds"): 60.0}

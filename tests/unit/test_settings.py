@@ -30,6 +30,15 @@ def test_defaults_are_embedded(monkeypatch):
     assert s.spark_master == "local[2]" and s.n_segments == 6
 
 
+def test_spark_java_options_default_override_and_empty(monkeypatch):
+    monkeypatch.delenv("SEGMENTS_SPARK_JAVA_OPTIONS", raising=False)
+    assert settings.load().spark_java_options == settings.DEFAULT_SPARK_JAVA_OPTIONS
+    monkeypatch.setenv("SEGMENTS_SPARK_JAVA_OPTIONS", " -XX:+UseG1GC ")
+    assert settings.load().spark_java_options == "-XX:+UseG1GC"
+    monkeypatch.setenv("SEGMENTS_SPARK_JAVA_OPTIONS", "")  # set but empty: the JVM's own defaults
+    assert settings.load().spark_java_options == ""
+
+
 def test_airflow_environment_is_low_parallelism_and_local_spark(platform_home, monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_SPARK_DEFAULT", raising=False)
     env = settings.airflow_environment()
