@@ -214,7 +214,7 @@ _CATEGORICAL = [
     Feature("occupation", "static", "categorical", "", "snapshot", "From raw.users; missing -> 'unknown'."),
     Feature("city_tier", "static", "categorical", "", "snapshot", "From raw.users; missing -> 'unknown'."),
     Feature("device", "static", "categorical", "", f"{DEVICE_WINDOW}d",
-            "Most frequent daily main device over the last 30 days; 'unknown' without events."),
+            f"Most frequent daily main device over the last {DEVICE_WINDOW} days; 'unknown' without events."),
     Feature("age_bucket", "static", "categorical", "", "snapshot",
             "Age bucket: " + ", ".join(label for label, _, _ in AGE_BUCKETS) + "; 'unknown' without birth_year."),
     Feature(f"top_category_{_PW}", "diversity", "categorical", "", _PW,
