@@ -203,10 +203,12 @@ def build_user_daily(spark: SparkSession, plan: DailyPlan, params: CleaningParam
     """
     owned = plan.build_days  # raw partitions whose quality rows this run owns (same dates as the true days)
     cleaned = clean_inputs(spark, plan, params, late_days)
-    # One row per table and raw partition, so one partition: Spark does not coalesce the shuffle partitions
-    # of a cached plan (AQE leaves its output partitioning alone), and every later read of the 64 near-empty
-    # partitions was a stage of 64 tasks (~1-3 s each on a fresh JVM, five of them per run).
-    summaries = {name: replace(c, step_counts=c.step_counts.where(F.col("ds").isin(owned)).coalesce(1)
+    # One row per table and raw partition, so at most one cache partition per owned raw partition: Spark
+    # does not coalesce the shuffle partitions of a cached plan (AQE leaves its output partitioning alone),
+    # and every later read of the 64 near-empty partitions of a daily run was a stage of 64 tasks (~1-3 s
+    # each on a fresh JVM, five per run). Not fewer: a row carries its partition's quarantined rows, so a
+    # rebuild (90 owned partitions: no change) keeps them spread over the cache blocks.
+    summaries = {name: replace(c, step_counts=c.step_counts.where(F.col("ds").isin(owned)).coalesce(len(owned))
                                .persist(StorageLevel.MEMORY_AND_DISK))
                  for name, c in cleaned.items()}
     try:
