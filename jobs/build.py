@@ -208,8 +208,8 @@ def build_user_daily(spark: SparkSession, plan: DailyPlan, params: CleaningParam
     # and every later read of the 64 near-empty partitions of a daily run was a stage of 64 tasks (~1-3 s
     # each on a fresh JVM, five per run). Not fewer: a row carries its partition's quarantined rows, so a
     # rebuild (90 owned partitions: no change) keeps them spread over the cache blocks.
-    summaries = {name: replace(c, step_counts=c.step_counts.where(F.col("ds").isin(owned)).coalesce(len(owned))
-                               .persist(StorageLevel.MEMORY_AND_DISK))
+    summaries = {name: replace(c, step_counts=c.step_counts.where(F.col("ds").isin(owned))
+                               .coalesce(len(owned)).persist(StorageLevel.MEMORY_AND_DISK))
                  for name, c in cleaned.items()}
     try:
         quarantine = reduce(DataFrame.unionByName, [
