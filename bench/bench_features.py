@@ -171,7 +171,7 @@ def spark_run(cfg: Config, name: str, cmd: list[str]) -> tuple[Measured, dict]:
     measured = run_measured(cmd, cfg.env(**spark_event_log_env(log_dir)), cfg.work / "logs" / f"{name}.log")
     tables = {t: str(cfg.warehouse / t.replace(".", "/")) for t in
               ("raw.events", "raw.orders", "raw.users", "features.user_daily", "features.user_lifetime",
-               "features.user_features")}
+               "features.user_window", "features.user_category_window", "features.user_features")}
     summary = summarize_event_log(latest_event_log(log_dir), tables)
     return measured, summary
 
@@ -305,11 +305,11 @@ def main_run(args: argparse.Namespace) -> int:
 
     ds = cfg.end_date
     previous = cfg.dates[-2]
-    # A normal day finds yesterday's run done: its user_lifetime states exist, so the run merges
-    # incrementally. The first run on a warehouse rebuilds the lifetime state from all of user_daily
-    # instead; that one-off is not the daily run, so it is done here, untimed.
+    # A normal day finds yesterday's run done: its lifetime and window states exist, so the run updates
+    # them incrementally. The first run on a warehouse rebuilds them from all of user_daily instead; that
+    # one-off is not the daily run, so it is done here, untimed.
     step(f"(a) prepare: yesterday's run `segments features --ds {previous}` (untimed: stores the lifetime "
-         "state a normal day starts from)")
+         "and window states a normal day starts from)")
     run_measured([*SEGMENTS, "features", "--ds", previous], cfg.env(),
                  cfg.work / "logs" / "spark_previous_day.log")
     step.done("done")

@@ -1,7 +1,8 @@
 """Time the feature stage's three heaviest transforms on their own, in one Spark session, twice each.
 
 ``python -m bench.transform_timings --home var/bench/200000x90 --ds 2026-06-30`` (a warehouse made by
-``make bench-features``; ``user_daily`` and ``user_lifetime`` must exist for ds). For each transform the
+``make bench-features``; ``user_daily`` and the lifetime and window states must exist for ds and the
+day before). For each transform the
 first run is the first time the session runs its code (the JVM compiles it as it goes, as in a daily
 run; the transforms timed before it have warmed up the shared parts), the second is warm. Results are written to Spark's ``noop`` sink, so the figures cover the computation, not the write.
 
@@ -9,7 +10,10 @@ run; the transforms timed before it have warmed up the shared parts), the second
   (``jobs.cleaning.clean(...).step_counts``), collected;
 - ``user_daily``: cleaning, deduplication and the ``user_daily`` aggregation of the raw partitions of the
   last 3 days (``jobs.build.clean_inputs`` + ``daily_frame``);
-- ``user_features``: the features of ds from the 90-day ``user_daily`` window (``jobs.features.user_features``).
+- ``window_state``: the 90-day window state of ds updated from that of the day before
+  (``jobs.window_state.window_states``, both tables);
+- ``user_features``: the features of ds from the stored window state and the last 30 days of ``user_daily``
+  (``jobs.features.user_features``).
 """
 
 from __future__ import annotations
@@ -38,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["SEGMENTS_HOME"] = str(Path(args.home).resolve())
     os.environ.pop("SEGMENTS_WAREHOUSE", None)
 
-    from jobs import build, cleaning
-    from jobs.features import user_features
+    from jobs import build, cleaning, window_state
+    from jobs.features import LOOKBACK_DAYS, RECENT_DAYS, holiday_dates, user_features
     from jobs.session import build_spark
     from segments import catalog, settings
 
@@ -58,16 +62,30 @@ def main(argv: list[str] | None = None) -> int:
         build.daily_frame({n: rows[n].rows for n in build.DAILY_INPUTS}, plan).write.format("noop").mode(
             "overwrite").save()
 
+    state_tables = (window_state.USERS_TABLE, window_state.CATEGORIES_TABLE)
+
+    def window() -> None:
+        base = build.shift(args.ds, -1)
+        previous = tuple(catalog.read_spark(spark, name, ds=base) for name in state_tables)
+        start = build.shift(base, 1 - LOOKBACK_DAYS)
+        daily = catalog.read_spark(spark, "features.user_daily", since=start, until=build.shift(args.ds, 1))
+        holidays = holiday_dates(settings.load().holiday_country, start, args.ds)
+        for state in window_state.window_states(daily, [args.ds], holidays, previous=previous, base_ds=base):
+            state.write.format("noop").mode("overwrite").save()
+
     def features() -> None:
-        window = catalog.read_spark(spark, "features.user_daily", since=build.window_dates(args.ds)[0],
-                                    until=build.shift(args.ds, 1))
+        since = build.window_dates(args.ds, RECENT_DAYS)[0]
+        recent = catalog.read_spark(spark, "features.user_daily", since=since, until=build.shift(args.ds, 1))
         users = cleaning.clean(catalog.read_spark(spark, "raw.users", ds=args.ds), "raw.users", params,
                                late_days).rows.drop(cleaning.RAW_DS)
         lifetime = catalog.read_spark(spark, "features.user_lifetime", ds=args.ds)
-        user_features(window, users, lifetime, args.ds).write.format("noop").mode("overwrite").save()
+        state = tuple(catalog.read_spark(spark, name, ds=args.ds) for name in state_tables)
+        out = user_features(recent, users, lifetime, args.ds, window=state)
+        out.write.format("noop").mode("overwrite").save()
 
     _timed("step_counts", step_counts, args.runs)
     _timed("user_daily", daily, args.runs)
+    _timed("window_state", window, args.runs)
     _timed("user_features", features, args.runs)
     spark.stop()
     return 0

@@ -1,4 +1,5 @@
-"""Feature stage runner: raw partitions -> cleaning -> features.user_daily -> user_lifetime -> user_features.
+"""Feature stage runner: raw partitions -> cleaning -> features.user_daily -> user_lifetime, user_window ->
+user_features.
 
 Thin: plans which partitions to read and rebuild, calls the pure transforms (``jobs.cleaning``,
 ``jobs.features``, ``jobs.lifetime``) and reads/writes through the catalog.
@@ -16,7 +17,7 @@ Time and late data (``L`` = ``SEGMENTS_LATE_DATA_DAYS``, default 2):
   (``late_beyond_lookback``) in the partition where they arrived: they are never counted, and the
   quarantine table says how many there were. A rerun or backfill of a date reads the later partitions that
   exist by then, so late rows (within L) are counted on their true day.
-- Point in time: ``user_features`` for ds reads ``user_daily`` days ``<= ds`` and ``user_lifetime`` of ds,
+- Point in time: ``user_features`` for ds reads ``user_daily`` days ``<= ds`` and the states of ds,
   i.e. only rows with ``event_ts < ds + 1 day``; rows stamped after the end of their partition's day are
   quarantined (``future_timestamp``).
 - Missing ``user_daily`` days inside the 90-day window (fresh warehouse) are built in the same single job,
@@ -30,6 +31,13 @@ incremental state equals a rebuild from scratch. Without a stored state it start
 from always predates the first ``user_daily`` day the run rebuilt; a backfill (``rebuild_from``) rewrites
 only the states ``[ds-L, ds]``, so backfill a range by running the dates in order (as an Airflow backfill
 does) when the lifetime states inside it are needed too.
+
+Window state (``features.user_window``, ``features.user_category_window``, ``jobs.window_state``): the
+90-day sums per user and per user-category that ``user_features`` reads instead of 90 ``user_daily``
+partitions. Run ds rewrites the states ``[ds-L, ds]`` the same way: the latest stored state ``p < ds-L``
+(normally ds-L-1, final) plus the ``user_daily`` days that entered the window since, minus those that left
+it. Without a usable stored state (none in the last 90 days, or one built for another
+``SEGMENTS_HOLIDAY_COUNTRY``) it starts from the window of ds-L-1.
 
 Cleaning parameters (caps, medians): the latest ``features.cleaning_params`` fitted on or before ds; when
 there is none, or with ``refit_params`` (the training DAG), they are fitted on the raw window
@@ -52,9 +60,9 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import cleaning
+from jobs import cleaning, window_state
 from jobs.cleaning import CleaningParams
-from jobs.features import LOOKBACK_DAYS, user_daily, user_features
+from jobs.features import LOOKBACK_DAYS, RECENT_DAYS, holiday_dates, user_daily, user_features
 from jobs.lifetime import lifetime_states
 from segments import catalog
 from segments import settings as settings_mod
@@ -73,6 +81,7 @@ class FeaturesSummary:
     missing_dates_filled: list[str] = field(default_factory=list)
     params_fit_ds: str = ""
     lifetime_base: str | None = None  # stored state merged from; None = rebuilt from scratch
+    window_base: str | None = None  # stored 90-day window state updated from; None = rebuilt from scratch
     quarantined: int = 0  # rows quarantined from the raw partitions rebuilt by this run
 
 
@@ -260,6 +269,46 @@ def build_lifetime(spark: SparkSession, ds: str, late_days: int,
     return base
 
 
+def _state_country(ds: str) -> str | None:
+    """The holiday country a stored window state was built for (None: mixed or empty)."""
+    countries = catalog.read_arrow(window_state.USERS_TABLE, ds, ["holiday_country"]).column(0).unique()
+    return countries[0].as_py() if len(countries) == 1 else None
+
+
+def build_window_state(spark: SparkSession, ds: str, late_days: int, first_rebuilt: str | None = None
+                       ) -> str | None:
+    """Rewrite the 90-day window state for [ds-L, ds]; return the stored state updated from (None: from
+    scratch).
+
+    As for the lifetime state, the state updated from predates every user_daily day this run rebuilt.
+    Updating reads the days entering and leaving the window since that state: a state older than the
+    window, or built for another holiday country, is not used.
+    """
+    country = settings_mod.load().holiday_country
+    dates = window_dates(ds, late_days + 1)
+    before = min(dates[0], first_rebuilt or dates[0])
+    stored = set(catalog.partitions(window_state.USERS_TABLE)) & set(
+        catalog.partitions(window_state.CATEGORIES_TABLE))
+    earlier = sorted(p for p in stored if shift(ds, -LOOKBACK_DAYS) < p < before)
+    base = earlier[-1] if earlier else None
+    if base is not None and _state_country(base) != country:
+        log.warning("features.user_window of %s was built for another holiday country than %s: rebuilding "
+                    "the window state from scratch", base, country)
+        base = None
+    if base is None:  # from scratch: also store ds-L-1 (final already), so that the next run updates it
+        dates = window_dates(ds, late_days + 2)
+    start = shift(base or dates[0], 1 - LOOKBACK_DAYS)  # the oldest day the update may read
+    previous = None if base is None else (catalog.read_spark(spark, window_state.USERS_TABLE, ds=base),
+                                          catalog.read_spark(spark, window_state.CATEGORIES_TABLE, ds=base))
+    daily = catalog.read_spark(spark, "features.user_daily", since=start, until=shift(ds, 1))
+    users, categories = window_state.window_states(daily, dates, holiday_dates(country, start, ds),
+                                                   previous=previous, base_ds=base)
+    catalog.write_spark(users.withColumn("holiday_country", F.lit(country)).repartition("ds"),
+                        window_state.USERS_TABLE)
+    catalog.write_spark(categories.repartition("ds"), window_state.CATEGORIES_TABLE)
+    return base
+
+
 def build_features(spark: SparkSession, ds: str, refit_params: bool = False,
                    rebuild_from: str | None = None) -> FeaturesSummary:
     """Clean, rebuild user_daily [ds-L, ds] (+ missing window days), lifetime [ds-L, ds], user_features ds."""
@@ -281,12 +330,19 @@ def build_features(spark: SparkSession, ds: str, refit_params: bool = False,
     log.info("features.user_lifetime up to %s: %s", ds,
              f"merged from the state of {base}" if base else "rebuilt from scratch")
 
-    daily = catalog.read_spark(spark, "features.user_daily", since=window_dates(ds)[0], until=shift(ds, 1))
+    window_base = build_window_state(spark, ds, late_days, first_rebuilt=plan.build_days[0])
+    log.info("features.user_window up to %s: %s", ds,
+             f"updated from the state of {window_base}" if window_base else "rebuilt from scratch")
+
+    daily = catalog.read_spark(spark, "features.user_daily", since=window_dates(ds, RECENT_DAYS)[0],
+                               until=shift(ds, 1))
     users = cleaning.clean(catalog.read_spark(spark, "raw.users", ds=ds), "raw.users", params, late_days).rows
     lifetime = catalog.read_spark(spark, "features.user_lifetime", ds=ds)
-    features = user_features(daily, users.drop(cleaning.RAW_DS), lifetime, ds)
+    window = (catalog.read_spark(spark, window_state.USERS_TABLE, ds=ds),
+              catalog.read_spark(spark, window_state.CATEGORIES_TABLE, ds=ds))
+    features = user_features(daily, users.drop(cleaning.RAW_DS), lifetime, ds, window=window)
     catalog.write_spark(features, "features.user_features")
     active = catalog.read_spark(spark, "features.user_features", ds=ds).count()
     return FeaturesSummary(ds=ds, daily_dates_built=plan.build_days, active_users=active,
                            missing_dates_filled=plan.missing_days, params_fit_ds=params.fit_ds,
-                           lifetime_base=base, quarantined=quarantined)
+                           lifetime_base=base, window_base=window_base, quarantined=quarantined)

@@ -8,18 +8,20 @@ feature is declared (name, family, unit, window, description) in ``segments.feat
 Policies:
 - inputs are cleaned rows whose ``ds`` is the true UTC day of ``event_ts`` / ``order_ts``; only completed
   orders count as revenue; cancelled and refunded orders are counted for the cancel/refund rates.
-- ``user_features`` as of ds uses only ``user_daily`` rows with ds in [ds-89, ds] and the lifetime state
-  of ds, so nothing after the logical date can leak in. A user is "active" (gets a row) with any
-  activity in those 90 days.
+- ``user_features`` as of ds uses only ``user_daily`` rows with ds in [ds-89, ds] (the 90-day window as
+  the rolling state of ds, ``jobs.window_state``; the shorter windows from the last 30 days' rows) and the
+  lifetime state of ds, so nothing after the logical date can leak in. A user is "active" (gets a row)
+  with any activity in those 90 days.
 
 Speed (see ``bench/``): ``user_daily`` is ONE aggregation over events and orders together (a union, no
 join), so the plan has one shuffle. Exact distinct counts use ``size(collect_set(..))`` per user-day
 (small sets) rather than several ``countDistinct``, which would make Spark expand every row once per
 distinct column; per-category counts come from one sorted ``collect_list`` (one lambda call per distinct
-category: Spark interprets lambdas). ``user_features`` aggregates the (much smaller) daily table per user
-with fixed-width aggregates only, so Spark uses its code-generated hash aggregate; the object-based parts
-(the 28-day sequences, the device mode) and the per-category features are separate aggregations over the
-same ``user_id`` partitioning, joined back without a further shuffle.
+category: Spark interprets lambdas). ``user_features`` reads the 90-day state (one row per user, one per
+user and category) and aggregates the last 30 days of the daily table per user with fixed-width aggregates
+only, so Spark uses its code-generated hash aggregate; the object-based parts (the 28-day sequences, the
+device mode) are a separate aggregation over the same ``user_id`` partitioning, joined back without a
+further shuffle.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import math
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from jobs.lifetime import lifetime_states
+from jobs.window_state import WINDOW_DAYS, window_states
 from segments.catalog import UNKNOWN
 from segments.errors import PlatformError
 from segments.feature_catalog import (
@@ -44,7 +48,12 @@ from segments.feature_catalog import (
 )
 from segments.settings import FEATURE_WINDOWS, SEQUENCE_DAYS
 
-LOOKBACK_DAYS = max(FEATURE_WINDOWS)  # 90: the longest window decides which daily partitions we need
+LOOKBACK_DAYS = max(FEATURE_WINDOWS)  # 90: the longest window, kept as a rolling state (jobs.window_state)
+# The shorter windows are summed from the user_daily rows of the last RECENT_DAYS days (30).
+RECENT_DAYS = max(w for w in (*FEATURE_WINDOWS, RATE_WINDOW, DEVICE_WINDOW, SEQUENCE_DAYS)
+                  if w < LOOKBACK_DAYS)
+assert LOOKBACK_DAYS == WINDOW_DAYS == MONEY_WINDOW == PATTERN_WINDOW, "money/pattern features read the state"
+assert max(RATE_WINDOW, DEVICE_WINDOW, SEQUENCE_DAYS) <= RECENT_DAYS
 _COMPLETED, _CANCELLED, _REFUNDED = "completed", "cancelled", "refunded"
 _SECONDS_PER_DAY = 86_400
 
@@ -159,12 +168,16 @@ def user_features(
     ds: str,
     *,
     holiday_country: str | None = None,
+    window: tuple[DataFrame, DataFrame] | None = None,
 ) -> DataFrame:
     """Per active user as of ``ds``: every feature of ``segments.feature_catalog.FEATURES``.
 
-    ``daily`` may hold any days; only [ds-89, ds] is used. ``users`` is the cleaned attribute snapshot of
-    ds. ``lifetime`` is the ``features.user_lifetime`` partition of ds (None: lifetime features fall back
-    to what the 90-day window shows). ``holiday_country`` defaults to ``SEGMENTS_HOLIDAY_COUNTRY``.
+    ``window``: the rolling 90-day state of ds (``features.user_window`` and ``features.user_category_window``
+    rows, ``jobs.window_state``); ``daily`` must then hold the last ``RECENT_DAYS`` days (more is ignored).
+    Without it, the state is built here from ``daily``, which must then hold [ds-89, ds]. ``users`` is the
+    cleaned attribute snapshot of ds. ``lifetime`` is the ``features.user_lifetime`` partition of ds (None:
+    built from the 90 days of ``daily``, so lifetime features show what the window shows).
+    ``holiday_country`` defaults to ``SEGMENTS_HOLIDAY_COUNTRY``.
     """
     if holiday_country is None:
         from segments import settings as settings_mod
@@ -172,50 +185,42 @@ def user_features(
         holiday_country = settings_mod.load().holiday_country
     as_of = F.to_date(F.lit(ds))
     first = (dt.date.fromisoformat(ds) - dt.timedelta(days=LOOKBACK_DAYS - 1)).isoformat()
-    holidays_in_window = holiday_dates(holiday_country, first, ds)
+    if window is None:
+        window = window_states(daily, [ds], holiday_dates(holiday_country, first, ds))
+    if lifetime is None:
+        lifetime = lifetime_states(None, daily.where((F.col("ds") >= first) & (F.col("ds") <= ds)), [ds])
+    state, category_state = window
 
     # String comparisons on ds: a partition filter when daily is read from the warehouse.
-    day = F.to_date("ds")
-    window = daily.where((F.col("ds") >= first) & (F.col("ds") <= ds)).select(
+    recent_first = (dt.date.fromisoformat(ds) - dt.timedelta(days=RECENT_DAYS - 1)).isoformat()
+    recent = daily.where((F.col("ds") >= recent_first) & (F.col("ds") <= ds)).select(
         "*",
-        F.datediff(as_of, day).alias("offset"),  # 0 = ds itself
+        F.datediff(as_of, F.to_date("ds")).alias("offset"),  # 0 = ds itself
         (F.col("views") + F.col("searches") + F.col("add_to_carts") + F.col("purchases")).cast("double")
         .alias("activity"),
-        F.dayofweek(day).isin(1, 7).alias("is_weekend"),  # Sunday = 1, Saturday = 7
-        F.col("ds").isin(holidays_in_window).alias("is_holiday") if holidays_in_window
-        else F.lit(False).alias("is_holiday"),
     )
     offset = F.col("offset")
 
     def within(days: int, value: Column) -> Column:
         return F.coalesce(F.sum(F.when(offset < days, value)), F.lit(0)).cast("double")
 
-    events = F.col("events")
-    aggs: list[Column] = [
-        F.min(offset).cast("double").alias("recency_days"),
-        F.coalesce(
-            F.min(F.when((F.col("purchases") > 0) | (F.col("orders") > 0), offset)),
-            F.lit(LOOKBACK_DAYS),  # no purchase in the window: as far back as we can see
-        ).cast("double").alias("purchase_recency_days"),
-        F.max(offset).alias("_first_offset"),
-    ]
+    # The short windows from the recent days, the longest one from the rolling state: measure -> (value
+    # of a user_daily row, value of a user_window row).
     measures = {
-        "active_days": F.lit(1), "sessions": F.col("sessions"), "views": F.col("views"),
-        "add_to_carts": F.col("add_to_carts"), "purchases": F.col("purchases"), "orders": F.col("orders"),
-        "revenue": F.col("revenue"), "searches": F.col("searches"), "product_days": F.col("distinct_products"),
-        "dwell_minutes": F.col("dwell_seconds") / 60.0,
+        "active_days": (F.lit(1), F.col("active_days")), "sessions": (F.col("sessions"), F.col("sessions")),
+        "views": (F.col("views"), F.col("views")),
+        "add_to_carts": (F.col("add_to_carts"), F.col("add_to_carts")),
+        "purchases": (F.col("purchases"), F.col("purchases")), "orders": (F.col("orders"), F.col("orders")),
+        "revenue": (F.col("revenue"), F.col("revenue")), "searches": (F.col("searches"), F.col("searches")),
+        "product_days": (F.col("distinct_products"), F.col("product_days")),
+        "dwell_minutes": (F.col("dwell_seconds") / 60.0, F.col("dwell_seconds") / 60.0),
     }
-    for w in FEATURE_WINDOWS:
-        aggs += [within(w, value).alias(f"{m}_{w}d") for m, value in measures.items()]
-    aggs += [
+    recent_aggs: list[Column] = [
+        within(w, daily_value).alias(f"{m}_{w}d")
+        for w in FEATURE_WINDOWS if w < LOOKBACK_DAYS for m, (daily_value, _) in measures.items()
+    ]
+    recent_aggs += [
         within(RATE_WINDOW, F.col("dwell_seconds")).alias("_dwell_seconds_rw"),
-        within(MONEY_WINDOW, F.col("discount_amount")).alias("_discount_mw"),
-        within(MONEY_WINDOW, F.col("cancelled_orders")).alias("_cancelled_mw"),
-        within(MONEY_WINDOW, F.col("refunded_orders")).alias("_refunded_mw"),
-        within(PATTERN_WINDOW, events).alias("_events_pw"),
-        *[within(PATTERN_WINDOW, F.col(f"events_{name}")).alias(f"_events_{name}_pw") for name, _, _ in DAYPARTS],
-        within(PATTERN_WINDOW, F.when(F.col("is_weekend"), events)).alias("_events_weekend_pw"),
-        within(PATTERN_WINDOW, F.when(F.col("is_holiday"), events)).alias("_events_holiday_pw"),
         within(TREND_RECENT_DAYS, F.col("activity")).alias("_activity_recent"),
         within(SEQUENCE_DAYS, F.col("activity")).alias("_activity_seq"),
         within(TREND_RECENT_DAYS, F.col("revenue")).alias("_revenue_recent"),
@@ -223,16 +228,36 @@ def user_features(
         (within(SEQUENCE_DAYS, (F.lit(_T_MEAN) - offset) * F.col("activity")) / _T_SS).alias("activity_slope_28d"),
         (within(SEQUENCE_DAYS, (F.lit(_T_MEAN) - offset) * F.col("revenue")) / _T_SS).alias("spend_slope_28d"),
     ]
-    # The window rows are repartitioned by user_id. Each branch below reads other columns, so Spark
-    # shuffles each branch's columns on its own; the per-user, per-category and recent-days aggregations
-    # all keep the user_id partitioning, so the joins between them need no further exchange.
-    by_user = window.repartition("user_id")
-    per_user = by_user.groupBy("user_id").agg(*aggs)
+    # The recent rows are repartitioned by user_id: the per-user and the recent-days (sequences, device)
+    # aggregations both keep that partitioning, so the join between them needs no further exchange.
+    by_user = recent.repartition("user_id")
+    per_user_recent = by_user.groupBy("user_id").agg(*recent_aggs)
+    sequences = _sequences_and_device(by_user)
 
-    categories = _category_features(by_user)
-    recent = _sequences_and_device(by_user)
-    features = per_user.join(categories, "user_id", "left").join(recent, "user_id", "left").select(
-        *per_user.columns,
+    def as_double(column: Column) -> Column:
+        return column.cast("double")
+
+    days = F.datediff(as_of, F.to_date("last_purchase_ds"))
+    long_window = state.select(
+        "user_id",
+        as_double(F.datediff(as_of, F.to_date("last_seen_ds"))).alias("recency_days"),
+        # no purchase in the window: as far back as we can see
+        as_double(F.coalesce(days, F.lit(LOOKBACK_DAYS))).alias("purchase_recency_days"),
+        *[as_double(state_value).alias(f"{m}_{LOOKBACK_DAYS}d") for m, (_, state_value) in measures.items()],
+        as_double(F.col("discount_amount")).alias("_discount_mw"),
+        as_double(F.col("cancelled_orders")).alias("_cancelled_mw"),
+        as_double(F.col("refunded_orders")).alias("_refunded_mw"),
+        as_double(F.col("events")).alias("_events_pw"),
+        *[as_double(F.col(f"events_{name}")).alias(f"_events_{name}_pw") for name, _, _ in DAYPARTS],
+        as_double(F.col("events_weekend")).alias("_events_weekend_pw"),
+        as_double(F.col("events_holiday")).alias("_events_holiday_pw"),
+    )
+    categories = _category_features(category_state, as_of)
+    recent_columns = [c for c in per_user_recent.columns if c != "user_id"]
+    features = (long_window.join(per_user_recent, "user_id", "left").join(sequences, "user_id", "left")
+                .join(categories, "user_id", "left")).select(
+        *long_window.columns,
+        *[F.coalesce(F.col(c), F.lit(0.0)).alias(c) for c in recent_columns],  # nothing in the recent days
         *[F.coalesce(F.col(f"_distinct_categories_{w}d"), F.lit(0.0)).alias(f"distinct_categories_{w}d")
           for w in FEATURE_WINDOWS],
         *[F.coalesce(F.col(channel), F.array(*[F.lit(0.0)] * SEQUENCE_DAYS)).alias(channel)
@@ -283,35 +308,27 @@ def user_features(
     return result.drop(*[c for c in result.columns if c.startswith("_")])
 
 
-def _category_features(window: DataFrame) -> DataFrame:
+def _category_features(category_state: DataFrame, as_of: Column) -> DataFrame:
     """Per user with any category event in the window: distinct categories per feature window, and over the
-    pattern window the entropy (bits) of the events per category and the top category (ties: smallest name).
+    pattern window (the state's 90 days) the entropy (bits) of the events per category and the top category
+    (ties: smallest name).
 
-    ``window`` holds the user's daily rows with their ``offset`` (0 = ds). Users without category events get
-    no row (the caller fills 0 / UNKNOWN).
+    ``category_state`` holds ``features.user_category_window`` rows of ds. Users without category events
+    get no row (the caller fills 0 / UNKNOWN).
     """
-    offset = F.col("offset")
-    per_category = (
-        window.select("user_id", "offset", F.explode("category_events").alias("category", "events"))
-        .groupBy("user_id", "category")
-        .agg(F.min(offset).alias("last_offset"),  # the category was seen within w days iff last_offset < w
-             F.sum(F.when(offset < PATTERN_WINDOW, F.col("events"))).alias("events_pw"))
-    )
-    counted = F.col("events_pw") > 0
+    events = F.col("events")
+    age = F.datediff(as_of, F.to_date("last_seen_ds"))  # the category was seen within w days iff age < w
     # Entropy without first dividing by the user's total T: with e_i events per category,
     # -sum(p_i log2 p_i) = log2 T - sum(e_i log2 e_i) / T, so one pass gives T and the sum (no window).
-    total = F.sum(F.when(counted, F.col("events_pw"))).cast("double")
-    weighted = F.sum(F.when(counted, F.col("events_pw") * F.log2(F.col("events_pw"))))
-    entropy = F.log2(total) - weighted / total
-    return per_category.groupBy("user_id").agg(
-        *[_count_if(F.col("last_offset") < w).cast("double").alias(f"_distinct_categories_{w}d")
-          for w in FEATURE_WINDOWS],
+    total = F.sum(events).cast("double")
+    entropy = F.log2(total) - F.sum(events * F.log2(events)) / total
+    return category_state.groupBy("user_id").agg(
+        *[_count_if(age < w).cast("double").alias(f"_distinct_categories_{w}d") for w in FEATURE_WINDOWS],
         # One category is exactly 0 (the formula could leave a rounding residue); never below 0.
-        F.when(_count_if(counted) > 1, F.greatest(entropy, F.lit(0.0))).otherwise(F.lit(0.0))
+        F.when(F.count("*") > 1, F.greatest(entropy, F.lit(0.0))).otherwise(F.lit(0.0))
         .alias("_category_entropy"),
         # Most events first, then the smallest name: min over (-events, name).
-        F.min(F.when(counted, F.struct((-F.col("events_pw")).alias("neg_events"), F.col("category"))))["category"]
-        .alias("_top_category"),
+        F.min(F.struct((-events).alias("neg_events"), F.col("category")))["category"].alias("_top_category"),
     )
 
 
@@ -345,15 +362,14 @@ def _sequences_and_device(window: DataFrame) -> DataFrame:
         *[F.col("_days")[channel].alias(channel) for channel, _, _, _ in SEQUENCE_SOURCES])
 
 
-def _with_lifetime(features: DataFrame, lifetime: DataFrame | None, as_of: Column, pattern: str) -> DataFrame:
+def _with_lifetime(features: DataFrame, lifetime: DataFrame, as_of: Column, pattern: str) -> DataFrame:
     """Join the lifetime state; without a state row, fall back to what the 90-day window shows."""
     state_cols = ["first_seen_ds", "last_purchase_ds", "lifetime_orders", "lifetime_revenue", "lifetime_active_days"]
-    if lifetime is None:
-        features = features.select("*", *[F.lit(None).alias(f"_lt_{c}") for c in state_cols])
-    else:
-        features = features.join(
-            lifetime.select("user_id", *[F.col(c).alias(f"_lt_{c}") for c in state_cols]), "user_id", "left")
-    since_first = F.coalesce(F.datediff(as_of, F.to_date("_lt_first_seen_ds")), F.col("_first_offset"))
+    features = features.join(
+        lifetime.select("user_id", *[F.col(c).alias(f"_lt_{c}") for c in state_cols]), "user_id", "left")
+    # A user of the window missing from a stored state (the runner never writes one so): seen since the
+    # window's start.
+    since_first = F.coalesce(F.datediff(as_of, F.to_date("_lt_first_seen_ds")), F.lit(LOOKBACK_DAYS - 1))
     features = features.withColumn("days_since_first_seen", since_first.cast("double"))
     observable = F.least(F.lit(float(LOOKBACK_DAYS)), F.col("days_since_first_seen") + 1.0)
     never_bought = F.col("days_since_first_seen") + 1.0

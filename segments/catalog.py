@@ -193,6 +193,32 @@ TABLES: dict[str, Table] = {
             description="Cumulative per-user state over every user_daily day <= ds (jobs/lifetime.py).",
         ),
         Table(
+            "features.user_window",
+            (
+                ("user_id", "string"),
+                *[(c, "long") for c in ("active_days", "sessions", "views", "searches", "add_to_carts",
+                                        "purchases", "orders", "product_days", "cancelled_orders",
+                                        "refunded_orders", "events")],
+                *[(f"events_{name}", "long") for name, _, _ in feature_catalog.DAYPARTS],
+                ("events_weekend", "long"),
+                ("events_holiday", "long"),
+                *[(c, "double") for c in ("revenue", "discount_amount", "dwell_seconds")],
+                ("last_seen_ds", "string"),
+                ("last_purchase_ds", "string"),
+                ("holiday_country", "string"),
+            ),
+            key=("user_id",),
+            description="Per user active in the 90 days up to ds: sums of user_daily over those days, "
+                        "updated by the days entering and leaving the window (jobs/window_state.py).",
+        ),
+        Table(
+            "features.user_category_window",
+            _cols("user_id:string, category:string, events:long, last_seen_ds:string"),
+            key=("user_id", "category"),
+            description="Per user and category with events in the 90 days up to ds: events and last day "
+                        "(jobs/window_state.py).",
+        ),
+        Table(
             "features.cleaning_params",
             _cols(
                 "table_name:string, column_name:string, param:string, quantile:double, value:double,"

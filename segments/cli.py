@@ -81,8 +81,9 @@ def cmd_features(args: argparse.Namespace, spark=None) -> None:
     if missing:
         span += f" (incl. {len(missing)} missing dates of the 90-day window, built first in the same job)"
     lifetime = f"merged from {summary.lifetime_base}" if summary.lifetime_base else "rebuilt from scratch"
+    window = f"updated from {summary.window_base}" if summary.window_base else "rebuilt from scratch"
     done(f"features.user_daily built for {span}; {summary.quarantined} raw rows quarantined; "
-         f"cleaning params of {summary.params_fit_ds}; user_lifetime {lifetime}; "
+         f"cleaning params of {summary.params_fit_ds}; user_lifetime {lifetime}; user_window {window}; "
          f"features.user_features ds={args.ds}: {summary.active_users} active users")
 
 
@@ -279,8 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
 
     p = add("features", cmd_features, "Clean raw data and build features.user_daily (ds and the late-data "
-            "lookback, plus missing days of the 90-day window), features.user_lifetime and "
-            "features.user_features for ds with Spark.")
+            "lookback, plus missing days of the 90-day window), the states features.user_lifetime and "
+            "features.user_window, and features.user_features for ds with Spark.")
     p.add_argument("--refit-params", action="store_true",
                    help="refit the cleaning parameters (caps, medians) on the 90 days up to ds and store them "
                    "under ds (the training DAG does this); default: the latest stored fit on or before ds")
