@@ -34,9 +34,9 @@ does) when the lifetime states inside it are needed too.
 
 Window state (``features.user_window``, ``features.user_category_window``, ``jobs.window_state``): the
 90-day sums per user and per user-category that ``user_features`` reads instead of 90 ``user_daily``
-partitions. Run ds rewrites the states ``[ds-L, ds]`` the same way: the latest stored state ``p < ds-L``
-(normally ds-L-1, final) plus the ``user_daily`` days that entered the window since, minus those that left
-it. Without a usable stored state (none in the last 90 days, or one built for another
+partitions. Run ds writes the states of ds-L (final: the next run's base) and ds (read by the features),
+from the latest stored state ``p < ds-L`` (normally ds-L-1, final): plus the ``user_daily`` days that
+entered the window since, minus those that left it. Without a usable stored state (none in the last 90 days, or one built for another
 ``SEGMENTS_HOLIDAY_COUNTRY``) it starts from the window of ds-L-1.
 
 Cleaning parameters (caps, medians): the latest ``features.cleaning_params`` fitted on or before ds; when
@@ -265,7 +265,7 @@ def build_lifetime(spark: SparkSession, ds: str, late_days: int,
     previous = catalog.read_spark(spark, "features.user_lifetime", ds=base) if base else None
     daily = catalog.read_spark(spark, "features.user_daily", since=shift(base, 1) if base else None,
                                until=shift(ds, 1))
-    catalog.write_spark(lifetime_states(previous, daily, dates).repartition("ds"), "features.user_lifetime")
+    catalog.write_spark(lifetime_states(previous, daily, dates), "features.user_lifetime")
     return base
 
 
@@ -277,15 +277,17 @@ def _state_country(ds: str) -> str | None:
 
 def build_window_state(spark: SparkSession, ds: str, late_days: int, first_rebuilt: str | None = None
                        ) -> str | None:
-    """Rewrite the 90-day window state for [ds-L, ds]; return the stored state updated from (None: from
+    """Write the 90-day window states of ds-L and ds; return the stored state updated from (None: from
     scratch).
 
     As for the lifetime state, the state updated from predates every user_daily day this run rebuilt.
-    Updating reads the days entering and leaving the window since that state: a state older than the
-    window, or built for another holiday country, is not used.
+    Only ds-L (final after this run: the next run's base) and ds (what the features read) are written;
+    the days between are written by their own runs and rewritten, final, L runs later. Updating reads
+    the days entering and leaving the window since the base: a state older than the window, or built for
+    another holiday country, is not used.
     """
     country = settings_mod.load().holiday_country
-    dates = window_dates(ds, late_days + 1)
+    dates = sorted({shift(ds, -late_days), ds})
     before = min(dates[0], first_rebuilt or dates[0])
     stored = set(catalog.partitions(window_state.USERS_TABLE)) & set(
         catalog.partitions(window_state.CATEGORIES_TABLE))
@@ -295,17 +297,16 @@ def build_window_state(spark: SparkSession, ds: str, late_days: int, first_rebui
         log.warning("features.user_window of %s was built for another holiday country than %s: rebuilding "
                     "the window state from scratch", base, country)
         base = None
-    if base is None:  # from scratch: also store ds-L-1 (final already), so that the next run updates it
-        dates = window_dates(ds, late_days + 2)
+    if base is None:  # from scratch: also store ds-L-1 (final already), the base of the next run
+        dates = [shift(ds, -late_days - 1), *dates]
     start = shift(base or dates[0], 1 - LOOKBACK_DAYS)  # the oldest day the update may read
     previous = None if base is None else (catalog.read_spark(spark, window_state.USERS_TABLE, ds=base),
                                           catalog.read_spark(spark, window_state.CATEGORIES_TABLE, ds=base))
     daily = catalog.read_spark(spark, "features.user_daily", since=start, until=shift(ds, 1))
     users, categories = window_state.window_states(daily, dates, holiday_dates(country, start, ds),
                                                    previous=previous, base_ds=base)
-    catalog.write_spark(users.withColumn("holiday_country", F.lit(country)).repartition("ds"),
-                        window_state.USERS_TABLE)
-    catalog.write_spark(categories.repartition("ds"), window_state.CATEGORIES_TABLE)
+    catalog.write_spark(users.withColumn("holiday_country", F.lit(country)), window_state.USERS_TABLE)
+    catalog.write_spark(categories, window_state.CATEGORIES_TABLE)
     return base
 
 

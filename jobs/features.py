@@ -345,7 +345,9 @@ def _sequences_and_device(window: DataFrame) -> DataFrame:
     lookups by index are code-generated (no per-user lambda, which Spark interprets).
     """
     offset = F.col("offset")
-    recent = window.where(offset < DEVICE_WINDOW)
+    # A filter the rows already pass (DEVICE_WINDOW == RECENT_DAYS) would still be pushed below the
+    # caller's repartition and cost a second scan and shuffle of the recent rows.
+    recent = window.where(offset < DEVICE_WINDOW) if DEVICE_WINDOW < RECENT_DAYS else window
     by_index = recent.groupBy("user_id").agg(
         F.map_from_entries(F.collect_list(F.when(offset < SEQUENCE_DAYS, F.struct(
             (F.lit(SEQUENCE_DAYS - 1) - offset).alias("index"),

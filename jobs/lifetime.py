@@ -63,7 +63,7 @@ def lifetime_states(previous: DataFrame | None, daily: DataFrame, dates: list[st
     ``previous``: a stored state (any ``ds`` column is ignored) covering every day before the rows of
     ``daily``, or None to start from nothing. ``daily``: ``user_daily`` rows after that state; rows dated
     after ``max(dates)`` are ignored (point in time). The state at date x merges ``previous`` with the
-    rows with ds <= x.
+    rows with ds <= x. The rows come out partitioned by ds.
     """
     first, last = min(dates), max(dates)
     targets = F.array(*[F.lit(d) for d in sorted(dates)])
@@ -77,4 +77,7 @@ def lifetime_states(previous: DataFrame | None, daily: DataFrame, dates: list[st
             *[F.col(c).cast(_MONEY).alias(c) if c == "lifetime_revenue" else F.col(c) for c in STATE_COLUMNS],
         )
         parts = carried.unionByName(parts)
-    return parts.groupBy("user_id", "_as_of").agg(*_combine()).withColumnRenamed("_as_of", "ds")
+    # Shuffled by date only: the aggregation keeps that partitioning, so a write makes one file per date
+    # without a second shuffle.
+    return parts.repartition("_as_of").groupBy("user_id", "_as_of").agg(*_combine()).withColumnRenamed(
+        "_as_of", "ds")

@@ -112,6 +112,7 @@ def window_states(daily: DataFrame, dates: list[str], holidays: list[str], *,
     ``daily``: user_daily rows; only the days entering and leaving the window are read (from scratch also
     the window of the first date). ``holidays``: the holiday dates of the country the state is for.
     Sums come out as longs and decimals (``catalog.conform`` stores them), without ``holiday_country``.
+    Updates come out partitioned by ds.
     """
     dates = sorted(dates)
     sums = _sum_columns()
@@ -156,11 +157,14 @@ def window_states(daily: DataFrame, dates: list[str], holidays: list[str], *,
         values = [c for c in state.columns if c not in keys]
         return state.select(*keys, F.explode(targets).alias("ds"), *values)
 
+    # Shuffled by date only: the aggregation keeps that partitioning, so a write makes one file per date
+    # without a second shuffle (and one task per date aggregates it).
     users = carried(users, ["user_id"]).unionByName(
         delta(_user_rows(moving, holidays), sums, _LATEST, ["user_id"])
-    ).groupBy("user_id", "ds").agg(*[F.sum(c).alias(c) for c in sums], *[F.max(c).alias(c) for c in _LATEST])
+    ).repartition("ds").groupBy("user_id", "ds").agg(*[F.sum(c).alias(c) for c in sums],
+                                                     *[F.max(c).alias(c) for c in _LATEST])
     categories = carried(categories, ["user_id", "category"]).unionByName(
         delta(_category_rows(moving), ["events"], ("last_seen_ds",), ["user_id", "category"])
-    ).groupBy("user_id", "category", "ds").agg(F.sum("events").alias("events"),
-                                                F.max("last_seen_ds").alias("last_seen_ds"))
+    ).repartition("ds").groupBy("user_id", "category", "ds").agg(F.sum("events").alias("events"),
+                                                                 F.max("last_seen_ds").alias("last_seen_ds"))
     return (_finish(users, "active_days", _LATEST), _finish(categories, "events", ("last_seen_ds",)))
