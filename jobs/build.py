@@ -36,8 +36,8 @@ Window state (``features.user_window``, ``features.user_category_window``, ``job
 90-day sums per user and per user-category that ``user_features`` reads instead of 90 ``user_daily``
 partitions. Run ds writes the states of ds-L (final: the next run's base) and ds (read by the features),
 from the latest stored state ``p < ds-L`` (normally ds-L-1, final): plus the ``user_daily`` days that
-entered the window since, minus those that left it. Without a usable stored state (none in the last 90 days, or one built for another
-``SEGMENTS_HOLIDAY_COUNTRY``) it starts from the window of ds-L-1.
+entered the window since, minus those that left it. Without a usable stored state (none in the last 90
+days, or one built for another ``SEGMENTS_HOLIDAY_COUNTRY``) it starts from the window of ds-L-1.
 
 Cleaning parameters (caps, medians): the latest ``features.cleaning_params`` fitted on or before ds; when
 there is none, or with ``refit_params`` (the training DAG), they are fitted on the raw window
