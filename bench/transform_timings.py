@@ -1,4 +1,4 @@
-"""Time the feature stage's three heaviest transforms on their own, in one Spark session, twice each.
+"""Time the feature stage's four heaviest transforms on their own, in one Spark session, twice each.
 
 ``python -m bench.transform_timings --home var/bench/200000x90 --ds 2026-06-30`` (a warehouse made by
 ``make bench-features``; ``user_daily`` and the lifetime and window states must exist for ds and the
