@@ -206,12 +206,11 @@ def user_features(
 
     # The short windows from the recent days, the longest one from the rolling state: measure -> (value
     # of a user_daily row, value of a user_window row).
+    # Most measures are a column of the same name in both tables.
+    same = {m: (F.col(m), F.col(m)) for m in ("sessions", "views", "add_to_carts", "purchases", "orders",
+                                             "revenue", "searches")}
     measures = {
-        "active_days": (F.lit(1), F.col("active_days")), "sessions": (F.col("sessions"), F.col("sessions")),
-        "views": (F.col("views"), F.col("views")),
-        "add_to_carts": (F.col("add_to_carts"), F.col("add_to_carts")),
-        "purchases": (F.col("purchases"), F.col("purchases")), "orders": (F.col("orders"), F.col("orders")),
-        "revenue": (F.col("revenue"), F.col("revenue")), "searches": (F.col("searches"), F.col("searches")),
+        "active_days": (F.lit(1), F.col("active_days")), **same,
         "product_days": (F.col("distinct_products"), F.col("product_days")),
         "dwell_minutes": (F.col("dwell_seconds") / 60.0, F.col("dwell_seconds") / 60.0),
     }
