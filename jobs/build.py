@@ -53,10 +53,10 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field, replace
 from functools import reduce
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 import pyarrow as pa
-from pyspark import StorageLevel
+from pyspark import InheritableThread, StorageLevel
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
@@ -144,11 +144,15 @@ def load_params(spark: SparkSession, ds: str, late_days: int, refit: bool = Fals
     return CleaningParams.from_rows(ds, rows)
 
 
-def _write_cleaning_log(counts: DataFrame, owned: list[str]) -> int:
+def _collect_log(counts: DataFrame, owned: list[str]) -> list[dict]:
+    """The cleaning log rows of the owned raw partitions: aggregated counters (a few dozen rows per partition),
+    not per-user data."""
+    return [r.asDict() for r in counts.where(F.col("ds").isin(owned)).collect()]
+
+
+def _write_cleaning_log(rows: list[dict], owned: list[str]) -> int:
     """Write the cleaning log of the owned raw partitions (clearing stale quarantine partitions); return rows
     quarantined."""
-    # Aggregated counters (a few dozen rows per partition), not per-user data.
-    rows = [r.asDict() for r in counts.where(F.col("ds").isin(owned)).collect()]
     order = {step: i for i, step in enumerate(cleaning.STEP_ORDER)}
     rows.sort(key=lambda r: (r["ds"], r["table_name"], order.get(r["step"], 99)))
     log_schema = catalog.table("quality.cleaning_log").arrow_schema()
@@ -167,6 +171,34 @@ def _write_cleaning_log(counts: DataFrame, owned: list[str]) -> int:
                      for r in mine if r["table_name"] == table_name and (r["rows"] or r["step"] == "output")]
             log.info("cleaning %s ds=%s: %s", table_name, ds, ", ".join(steps))
     return quarantined
+
+
+def run_concurrently(*actions: Callable[[], Any]) -> list[Any]:
+    """Run independent Spark actions at once, each from its own driver thread; return their results in order.
+
+    On two cores one action's driver-side planning, small stages and single-task writes leave a core idle
+    that the other's tasks use. Every action is waited for before the first failure is raised, so no job
+    is still writing when the run reports its error. ``InheritableThread``: the JVM side of each thread gets
+    the caller's local properties (job group, description) and is released when the thread ends.
+    """
+    results: list[Any] = [None] * len(actions)
+    errors: list[BaseException | None] = [None] * len(actions)
+
+    def run(i: int, action: Callable[[], Any]) -> None:
+        try:
+            results[i] = action()
+        except BaseException as error:  # re-raised below, in the caller's thread
+            errors[i] = error
+
+    threads = [InheritableThread(target=run, args=(i, action)) for i, action in enumerate(actions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for error in errors:
+        if error is not None:
+            raise error
+    return results
 
 
 def _count_per_day(column: str, days: list[str]) -> list[Column]:
@@ -207,6 +239,7 @@ def build_user_daily(spark: SparkSession, plan: DailyPlan, params: CleaningParam
     2. the user_daily write; the rows out of deduplication per owned raw partition (the last counter of the
        cleaning log) and the user_daily rows per built day are observed on the way (``observe``).
 
+    The quarantine write, the user_daily write and the raw.users log run at once (``run_concurrently``).
     A built day left with no user_daily row loses its old partition (the write replaces only the days that
     have rows). Only raw.users (not part of user_daily) is deduplicated a second time, for its log.
     """
@@ -224,16 +257,20 @@ def build_user_daily(spark: SparkSession, plan: DailyPlan, params: CleaningParam
         quarantine = reduce(DataFrame.unionByName, [
             c.step_counts.select("ds", F.lit(name).alias("table_name"), F.inline("quarantined"))
             for name, c in summaries.items()])
-        catalog.write_spark(quarantine, "quality.quarantine")
 
         outputs = {name: Observation(f"deduplicated {name}") for name in DAILY_INPUTS}
         inputs = {name: cleaned[name].rows.observe(outputs[name], *_count_per_day(cleaning.RAW_DS, owned))
                   for name in DAILY_INPUTS}
         days = Observation("user_daily rows")
         daily = daily_frame(inputs, plan).observe(days, *_count_per_day("ds", plan.build_days))
-        # One file per day: without the repartition every shuffle partition writes a file into every day
-        # it holds (64 x 90 small files after a rebuild), and each later window scan pays for them.
-        catalog.write_spark(daily.repartition("ds"), "features.user_daily")
+        users = summaries["raw.users"]
+        _, _, users_log = run_concurrently(
+            lambda: catalog.write_spark(quarantine, "quality.quarantine"),
+            # One file per day: without the repartition every shuffle partition writes a file into every
+            # day it holds (64 x 90 small files after a rebuild), and each later window scan pays for them.
+            lambda: catalog.write_spark(daily.repartition("ds"), "features.user_daily"),
+            # raw.users is not part of user_daily: its log needs no observation of that write.
+            lambda: _collect_log(cleaning.cleaning_log(users, users.output_counts), owned))
         for d, n in _per_day(days, plan.build_days).items():
             if n == 0 and catalog.delete_partition("features.user_daily", d):
                 log.info("features.user_daily ds=%s: no rows any more, old partition removed", d)
@@ -242,9 +279,7 @@ def build_user_daily(spark: SparkSession, plan: DailyPlan, params: CleaningParam
         logs = [cleaning.cleaning_log(summaries[name], spark.createDataFrame(
                     list(_per_day(outputs[name], owned).items()), schema))
                 for name in DAILY_INPUTS]
-        users = summaries["raw.users"]
-        logs.append(cleaning.cleaning_log(users, users.output_counts))
-        return _write_cleaning_log(reduce(DataFrame.unionByName, logs), owned)
+        return _write_cleaning_log(_collect_log(reduce(DataFrame.unionByName, logs), owned) + users_log, owned)
     finally:
         for c in summaries.values():
             c.step_counts.unpersist()
@@ -327,11 +362,11 @@ def build_features(spark: SparkSession, ds: str, refit_params: bool = False,
              "lookback %d days)", len(plan.build_days), plan.build_days[0], plan.build_days[-1],
              plan.read_partitions[0], plan.read_partitions[-1], late_days)
     quarantined = build_user_daily(spark, plan, params, late_days)
-    base = build_lifetime(spark, ds, late_days, first_rebuilt=plan.build_days[0])
+    base, window_base = run_concurrently(
+        lambda: build_lifetime(spark, ds, late_days, first_rebuilt=plan.build_days[0]),
+        lambda: build_window_state(spark, ds, late_days, first_rebuilt=plan.build_days[0]))
     log.info("features.user_lifetime up to %s: %s", ds,
              f"merged from the state of {base}" if base else "rebuilt from scratch")
-
-    window_base = build_window_state(spark, ds, late_days, first_rebuilt=plan.build_days[0])
     log.info("features.user_window up to %s: %s", ds,
              f"updated from the state of {window_base}" if window_base else "rebuilt from scratch")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 
 import pytest
 
@@ -266,3 +268,26 @@ def test_backfill_plan_covers_the_whole_range():
     plan = build.plan_daily("2026-03-10", 2, raw, raw, rebuild_from="2026-02-01")
     assert plan.build_days == sorted(_days("2026-02-01", "2026-03-10"))
     assert plan.read_partitions == plan.build_days
+
+
+def test_independent_actions_run_at_once_and_a_failure_is_raised_once_all_have_finished():
+    both_started = threading.Barrier(2, timeout=10)  # one action at a time would leave it broken
+
+    def meet(result: str) -> str:
+        both_started.wait()
+        return result
+
+    assert build.run_concurrently(lambda: meet("first"), lambda: meet("second")) == ["first", "second"]
+
+    finished = threading.Event()
+
+    def fail() -> None:
+        raise ValueError("write failed")
+
+    def slow() -> None:
+        time.sleep(0.3)
+        finished.set()
+
+    with pytest.raises(ValueError, match="write failed"):
+        build.run_concurrently(fail, slow)
+    assert finished.is_set()  # the error came only after the other action had finished
