@@ -145,8 +145,8 @@ def load_params(spark: SparkSession, ds: str, late_days: int, refit: bool = Fals
 
 
 def _collect_log(counts: DataFrame, owned: list[str]) -> list[dict]:
-    """The cleaning log rows of the owned raw partitions: aggregated counters (a few dozen rows per partition),
-    not per-user data."""
+    """The cleaning log rows of the owned raw partitions: aggregated counters (a few dozen rows per
+    partition), not per-user data."""
     return [r.asDict() for r in counts.where(F.col("ds").isin(owned)).collect()]
 
 
@@ -279,7 +279,8 @@ def build_user_daily(spark: SparkSession, plan: DailyPlan, params: CleaningParam
         logs = [cleaning.cleaning_log(summaries[name], spark.createDataFrame(
                     list(_per_day(outputs[name], owned).items()), schema))
                 for name in DAILY_INPUTS]
-        return _write_cleaning_log(_collect_log(reduce(DataFrame.unionByName, logs), owned) + users_log, owned)
+        rows = _collect_log(reduce(DataFrame.unionByName, logs), owned) + users_log
+        return _write_cleaning_log(rows, owned)
     finally:
         for c in summaries.values():
             c.step_counts.unpersist()
