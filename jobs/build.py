@@ -62,6 +62,7 @@ from pyspark.sql import functions as F
 
 from jobs import cleaning, window_state
 from jobs.cleaning import CleaningParams
+from jobs.dates import shift
 from jobs.features import LOOKBACK_DAYS, RECENT_DAYS, holiday_dates, user_daily, user_features
 from jobs.lifetime import lifetime_states
 from segments import catalog
@@ -90,10 +91,6 @@ class DailyPlan:
     build_days: list[str]  # true days whose user_daily is rebuilt
     read_partitions: list[str]  # raw partitions read
     missing_days: list[str]  # days built because their user_daily partition was missing
-
-
-def shift(ds: str, days: int) -> str:
-    return (dt.date.fromisoformat(ds) + dt.timedelta(days=days)).isoformat()
 
 
 def window_dates(ds: str, days: int = LOOKBACK_DAYS) -> list[str]:

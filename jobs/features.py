@@ -32,6 +32,7 @@ import math
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from jobs.dates import shift
 from jobs.lifetime import lifetime_states
 from jobs.window_state import WINDOW_DAYS, window_states
 from segments.catalog import UNKNOWN
@@ -184,7 +185,7 @@ def user_features(
 
         holiday_country = settings_mod.load().holiday_country
     as_of = F.to_date(F.lit(ds))
-    first = (dt.date.fromisoformat(ds) - dt.timedelta(days=LOOKBACK_DAYS - 1)).isoformat()
+    first = shift(ds, 1 - LOOKBACK_DAYS)
     if window is None:
         window = window_states(daily, [ds], holiday_dates(holiday_country, first, ds))
     if lifetime is None:
@@ -192,7 +193,7 @@ def user_features(
     state, category_state = window
 
     # String comparisons on ds: a partition filter when daily is read from the warehouse.
-    recent_first = (dt.date.fromisoformat(ds) - dt.timedelta(days=RECENT_DAYS - 1)).isoformat()
+    recent_first = shift(ds, 1 - RECENT_DAYS)
     recent = daily.where((F.col("ds") >= recent_first) & (F.col("ds") <= ds)).select(
         "*",
         F.datediff(as_of, F.to_date("ds")).alias("offset"),  # 0 = ds itself

@@ -25,11 +25,10 @@ runner starts from scratch when the stored state was built for another one.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from jobs.dates import shift
 from segments import catalog
 from segments.feature_catalog import DAYPARTS
 
@@ -37,10 +36,6 @@ WINDOW_DAYS = 90  # = jobs.features.LOOKBACK_DAYS, the longest feature window (a
 USERS_TABLE, CATEGORIES_TABLE = "features.user_window", "features.user_category_window"
 _EXACT = "decimal(24,4)"  # money and dwell while summing: exact, and exactly representable as double
 _LATEST = ("last_seen_ds", "last_purchase_ds")
-
-
-def _shift(day: str, days: int) -> str:
-    return (dt.date.fromisoformat(day) + dt.timedelta(days=days)).isoformat()
 
 
 def _day_values(daily: DataFrame, holidays: list[str]) -> dict[str, Column]:
@@ -93,7 +88,7 @@ def _category_rows(daily: DataFrame) -> DataFrame:
 
 def _in_window(end: str) -> Column:
     """user_daily rows of the window ending at ``end`` (string comparison: a partition filter)."""
-    return (F.col("ds") > _shift(end, -WINDOW_DAYS)) & (F.col("ds") <= end)
+    return (F.col("ds") > shift(end, -WINDOW_DAYS)) & (F.col("ds") <= end)
 
 
 def _finish(state: DataFrame, alive: str, latest: tuple[str, ...]) -> DataFrame:
@@ -140,7 +135,7 @@ def window_states(daily: DataFrame, dates: list[str], holidays: list[str], *,
     signs = F.array(*[F.struct(F.lit(x).alias("target"), (_in_window(x).cast("int") - in_base).alias("sign"))
                       for x in dates])
     # Only days whose sign is not 0 somewhere: those leaving the window and those entering it.
-    leaving = (day > _shift(base_ds, -WINDOW_DAYS)) & (day <= _shift(dates[-1], -WINDOW_DAYS))
+    leaving = (day > shift(base_ds, -WINDOW_DAYS)) & (day <= shift(dates[-1], -WINDOW_DAYS))
     moving = daily.where(leaving | ((day > base_ds) & (day <= dates[-1])))
     targets = F.array(*[F.lit(x) for x in dates])
 
