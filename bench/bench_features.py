@@ -6,8 +6,10 @@
 2. (b) full rebuild: cleaning + ``user_daily`` over every raw partition in one Spark job (separate
    process, so the wall time includes Spark start), then DuckDB computing the same on the same files;
 3. (a) daily run: the real runner, ``segments features --ds <last date>``, on the warehouse whose
-   ``user_daily`` window now exists, after yesterday's run (untimed, so that the lifetime state a normal
-   day merges from exists); then DuckDB computing user_daily for the same raw partitions;
+   ``user_daily`` window now exists, after yesterday's run, made while the last date's raw partition was
+   moved aside (untimed, so that the states a normal day merges from and the records of what each
+   ``user_daily`` day was built from are those of a normal day); then DuckDB computing user_daily for the
+   same raw partitions;
 4. checks that both engines agree on a sample of users (every day, the core columns) and fails if not;
 5. prints a table and writes ``results.json`` (plus the Spark stages and plans) in the bench root.
 
@@ -18,6 +20,7 @@ Python workers), sampled from /proc. Spark runs write an event log, summarised i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -87,7 +90,7 @@ class Step:
 # --- workers (run in their own process by the orchestrator) -------------------------------------
 def worker_spark_rebuild(first: str, last: str) -> dict:
     """Rebuild features.user_daily for every true day in [first, last] in one job, as a backfill does:
-    the runner's own plan (jobs.build.plan_daily with rebuild_from) and its cleaning + user_daily step."""
+    the runner's own plan (jobs.build.plan_run with rebuild_from) and its cleaning + user_daily step."""
     started = time.monotonic()
     from jobs import build
     from jobs.session import build_spark
@@ -99,7 +102,7 @@ def worker_spark_rebuild(first: str, last: str) -> dict:
     fit_start = time.monotonic()
     params = build.load_params(spark, last, late_days)  # fitted once and stored (weekly, not per run)
     params_s = time.monotonic() - fit_start
-    plan = build.plan_daily(last, late_days, set(catalog.partitions("raw.events")), set(), rebuild_from=first)
+    plan = build.plan_run(last, late_days, params.fit_ds, rebuild_from=first)
     job_start = time.monotonic()
     build.build_user_daily(spark, plan, params, late_days)
     job_s = time.monotonic() - job_start
@@ -201,14 +204,36 @@ def check(cfg: Config, label: str, duck_out: Path, dates: list[str]) -> dict:
 
 
 def daily_plan(cfg: Config, ds: str):
-    """The runner's plan for ``segments features --ds`` on this warehouse (jobs.build.plan_daily)."""
+    """The runner's plan for ``segments features --ds`` on this warehouse (jobs.build.plan_run)."""
     from jobs import build
-    from segments import catalog, settings
+    from segments import settings
 
     os.environ["SEGMENTS_HOME"] = str(cfg.home)  # catalog paths of the bench platform
     os.environ.pop("SEGMENTS_WAREHOUSE", None)
-    return build.plan_daily(ds, settings.load().late_data_days, set(catalog.partitions("raw.events")),
-                            set(catalog.partitions("features.user_daily")))
+    return build.plan_run(ds, settings.load().late_data_days, build.latest_params_ds(ds))
+
+
+def not_arrived(cfg: Config, ds: str) -> contextlib.AbstractContextManager:
+    """The raw partitions of ``ds`` moved aside while the block runs, as if they had not arrived yet."""
+    stash = cfg.work / "not_arrived"
+
+    def move(src_root: Path, dst_root: Path) -> None:
+        for name in ("events", "orders", "users"):
+            src = src_root / name / f"ds={ds}"
+            if src.is_dir():
+                (dst_root / name).mkdir(parents=True, exist_ok=True)
+                src.rename(dst_root / name / f"ds={ds}")
+
+    @contextlib.contextmanager
+    def hidden():
+        move(cfg.warehouse / "raw", stash)
+        try:
+            yield
+        finally:
+            move(stash, cfg.warehouse / "raw")
+
+    move(stash, cfg.warehouse / "raw")  # an interrupted earlier bench left them aside
+    return hidden()
 
 
 def raw_scans(summary: dict) -> list[dict]:
@@ -305,13 +330,20 @@ def main_run(args: argparse.Namespace) -> int:
 
     ds = cfg.end_date
     previous = cfg.dates[-2]
-    # A normal day finds yesterday's run done: its lifetime and window states exist, so the run updates
-    # them incrementally. The first run on a warehouse rebuilds them from all of user_daily instead; that
-    # one-off is not the daily run, so it is done here, untimed.
-    step(f"(a) prepare: yesterday's run `segments features --ds {previous}` (untimed: stores the lifetime "
-         "and window states a normal day starts from)")
-    run_measured([*SEGMENTS, "features", "--ds", previous], cfg.env(),
-                 cfg.work / "logs" / "spark_previous_day.log")
+    # A normal day finds yesterday's run done, before today's raw partition arrived: its lifetime and
+    # window states exist, so the run updates them incrementally, and the user_daily days it built record
+    # their raw partitions, so the run rebuilds only the days today's partition has rows for. The first run
+    # on a warehouse rebuilds the states from all of user_daily instead; that one-off is not the daily run,
+    # so it is done here, untimed, with today's partition moved aside.
+    step(f"(a) prepare: yesterday's run `segments features --ds {previous}`, before {ds}'s raw partition "
+         "arrives (untimed: stores the states and records a normal day starts from)")
+    with not_arrived(cfg, ds):
+        run_measured([*SEGMENTS, "features", "--ds", previous], cfg.env(),
+                     cfg.work / "logs" / "spark_previous_day.log")
+    inputs = cfg.warehouse / "features" / "user_daily_inputs"
+    recorded = cfg.work / "user_daily_inputs_after_previous_day"
+    shutil.rmtree(recorded, ignore_errors=True)
+    shutil.copytree(inputs, recorded)
     step.done("done")
 
     step(f"(a) Spark: daily run `segments features --ds {ds}` (the real runner, new process)")
@@ -327,8 +359,10 @@ def main_run(args: argparse.Namespace) -> int:
     step.done(f"wall {daily.wall_s:.1f}s, peak {daily.peak_mb:,.0f} MB; rebuilt user_daily {plan.build_days} "
               f"from raw {plan.read_partitions}")
 
-    step(f"(a) plans: the same run again with the Spark event log (untimed; a rerun replaces the same "
-         "partitions)")
+    step(f"(a) plans: the same run again with the Spark event log (untimed; from the records of "
+         "yesterday's run, so it replaces the same partitions)")
+    shutil.rmtree(inputs)
+    shutil.copytree(recorded, inputs)
     instrumented, daily_log = spark_run(cfg, "spark_daily_eventlog", [*SEGMENTS, "features", "--ds", ds])
     scans = raw_scans(daily_log)
     step.done(f"wall {instrumented.wall_s:.1f}s with the event log; raw.events scans read "

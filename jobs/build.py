@@ -10,13 +10,18 @@ Time and late data (``L`` = ``SEGMENTS_LATE_DATA_DAYS``, default 2):
   date of ``event_ts`` (orders: ``order_ts``). Cleaning rewrites ``ds`` to the true day.
 - ``user_daily(d)`` = the clean rows whose true day is d that arrived in raw partitions ``[d, d+L]``. It is
   a function of the raw data alone, so rebuilding a day (rerun, backfill, any order) is idempotent.
-- The run for ``ds`` rebuilds ``user_daily`` for the true days ``[ds-L, ds]`` from raw partitions
-  ``[ds-L, ds+L]`` that exist (on a normal day ``ds+1..`` do not exist yet: it reads the new partition plus
-  the L lookback partitions, and the plan shows those partition filters). A day is revised by the L runs
-  after it and is final after run ``d+L``. Rows arriving more than L days late are quarantined
-  (``late_beyond_lookback``) in the partition where they arrived: they are never counted, and the
-  quarantine table says how many there were. A rerun or backfill of a date reads the later partitions that
-  exist by then, so late rows (within L) are counted on their true day.
+- The run for ``ds`` rebuilds ``user_daily`` for ds and for each lookback day d in ``[ds-L, ds-1]`` whose
+  inputs changed since it was built, each from the raw partitions ``[d, d+L]`` that exist (on a normal day
+  ``ds+1..`` do not exist yet). ``features.user_daily_inputs`` records per day the raw partitions (with a
+  fingerprint of their files), cleaning parameters and L it was built from. A lookback day is kept when
+  none of those partitions is gone or was written again, the parameters and L are the same, and no raw
+  partition that arrived since holds a row of that day (its timestamp column, read while planning). So a
+  normal day reads the new partition plus the lookback days that got late rows in it, and the plan shows
+  those partition filters. A day is revised by the L runs after it and is final after run ``d+L``. Rows
+  arriving more than L days late are quarantined (``late_beyond_lookback``) in the partition where they
+  arrived: they are never counted, and the quarantine table says how many there were. A rerun or backfill
+  of a date reads the later partitions that exist by then, so late rows (within L) are counted on their
+  true day.
 - Point in time: ``user_features`` for ds reads ``user_daily`` days ``<= ds`` and the states of ds,
   i.e. only rows with ``event_ts < ds + 1 day``; rows stamped after the end of their partition's day are
   quarantined (``future_timestamp``).
@@ -50,6 +55,7 @@ true day the run rebuilds (per raw partition ds, so reruns replace rather than a
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass, field, replace
 from functools import reduce
@@ -71,6 +77,7 @@ from segments import settings as settings_mod
 log = logging.getLogger(__name__)
 
 PARAMS_TABLE = "features.cleaning_params"
+INPUTS_TABLE = "features.user_daily_inputs"  # what each user_daily day was built from
 DAILY_INPUTS = ("raw.events", "raw.orders")  # the cleaned tables user_daily aggregates
 
 
@@ -80,10 +87,14 @@ class FeaturesSummary:
     daily_dates_built: list[str]
     active_users: int
     missing_dates_filled: list[str] = field(default_factory=list)
+    daily_dates_kept: list[str] = field(default_factory=list)  # lookback days whose inputs had not changed
     params_fit_ds: str = ""
     lifetime_base: str | None = None  # stored state merged from; None = rebuilt from scratch
     window_base: str | None = None  # stored 90-day window state updated from; None = rebuilt from scratch
     quarantined: int = 0  # rows quarantined from the raw partitions rebuilt by this run
+
+
+Input = tuple[str, str]  # (raw table, raw partition ds)
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,10 @@ class DailyPlan:
     build_days: list[str]  # true days whose user_daily is rebuilt
     read_partitions: list[str]  # raw partitions read
     missing_days: list[str]  # days built because their user_daily partition was missing
+    kept_days: list[str] = field(default_factory=list)  # lookback days left as built: inputs unchanged
+    # Fingerprints of the raw partitions read, taken when planning; recorded per built day
+    # (INPUTS_TABLE) once its user_daily is written. Empty for a plan made without looking at the files.
+    fingerprints: Mapping[Input, str] = field(default_factory=dict)
 
 
 def window_dates(ds: str, days: int = LOOKBACK_DAYS) -> list[str]:
@@ -103,16 +118,98 @@ def date_range(first: str, last: str) -> list[str]:
     return [shift(first, k) for k in range(n + 1)]
 
 
+def raw_window(day: str, late_days: int) -> list[str]:
+    """The raw partitions a true day's rows can arrive in: [day, day+L]."""
+    return window_dates(shift(day, late_days), late_days + 1)
+
+
 def plan_daily(ds: str, late_days: int, raw_days: set[str], have_daily: set[str],
-               rebuild_from: str | None = None) -> DailyPlan:
-    """Which true days to rebuild and which raw partitions that needs (see the module docstring)."""
-    wanted = set(window_dates(ds, late_days + 1))  # [ds-L, ds]: late rows may have changed them
+               rebuild_from: str | None = None, up_to_date: Callable[[str], bool] | None = None) -> DailyPlan:
+    """Which true days to rebuild and which raw partitions that needs (see the module docstring).
+
+    ``up_to_date(d)``: whether the stored user_daily of a lookback day d in [ds-L, ds-1] is still what its
+    raw partitions give (``inputs_unchanged``); such a day is kept. None: every lookback day is rebuilt.
+    """
+    lookback = window_dates(ds, late_days + 1)  # [ds-L, ds]: late rows may have changed them
+    kept = {d for d in lookback[:-1] if up_to_date is not None and d in have_daily and up_to_date(d)}
+    wanted = set(lookback) - kept
     missing = {d for d in window_dates(ds) if d not in have_daily} - wanted
     if rebuild_from is not None:
         wanted |= set(date_range(min(rebuild_from, ds), ds))
     build = sorted(d for d in wanted | missing if d in raw_days)
-    read = sorted({p for d in build for p in window_dates(shift(d, late_days), late_days + 1)} & raw_days)
-    return DailyPlan(build, read, sorted(d for d in missing if d in raw_days and d not in wanted))
+    read = sorted({p for d in build for p in raw_window(d, late_days)} & raw_days)
+    return DailyPlan(build, read, sorted(d for d in missing if d in raw_days and d not in wanted),
+                     kept_days=sorted(kept - wanted))
+
+
+def inputs_unchanged(recorded: Mapping[Input, str] | None, current: Mapping[Input, str],
+                     holds_day: Callable[[Input], bool]) -> bool:
+    """Whether a user_daily day built from ``recorded`` (raw partition -> fingerprint; None: no record)
+    is still what its ``current`` raw partitions give.
+
+    It is unless a recorded partition is gone or was written again (its rows may have changed in any
+    way), or a partition that appeared since holds a row of the day (``holds_day``: a late row). A new
+    partition without such rows changes nothing: its rows belong to other days, and deduplication is per
+    key, which a day's rows share with no other day's.
+    """
+    if recorded is None:
+        return False
+    if any(current.get(key) != fingerprint for key, fingerprint in recorded.items()):
+        return False
+    return not any(holds_day(key) for key in current if key not in recorded)
+
+
+def plan_run(ds: str, late_days: int, params_fit_ds: str, rebuild_from: str | None = None) -> DailyPlan:
+    """The plan of ``build_features`` on the warehouse as it is: ``plan_daily``, keeping each lookback day
+    whose recorded inputs (``INPUTS_TABLE``, same cleaning parameters and lookback) are unchanged.
+
+    Only the few raw partitions that appeared since a day was built are read here, one timestamp column,
+    streamed (``catalog.timestamp_days``).
+    """
+    raw = {name: set(catalog.partitions(name)) for name in DAILY_INPUTS}
+    recorded_days = set(catalog.partitions(INPUTS_TABLE))
+
+    @functools.cache
+    def fingerprint(key: Input) -> str:
+        return catalog.partition_fingerprint(*key)
+
+    @functools.cache
+    def days_in(key: Input) -> frozenset[str]:
+        name, raw_ds = key
+        return frozenset(catalog.timestamp_days(name, raw_ds, cleaning.SPECS[name].timestamp))
+
+    def current(day: str) -> dict[Input, str]:
+        return {(name, p): fingerprint((name, p)) for name in DAILY_INPUTS for p in raw_window(day, late_days)
+                if p in raw[name]}
+
+    def recorded(day: str) -> dict[Input, str] | None:
+        if day not in recorded_days:
+            return None
+        rows = catalog.read_arrow(INPUTS_TABLE, day).to_pylist()
+        if any((r["params_fit_ds"], r["late_days"]) != (params_fit_ds, late_days) for r in rows):
+            return None  # other cleaning parameters or lookback: rebuilt
+        return {(r["raw_table"], r["raw_ds"]): r["fingerprint"] for r in rows}
+
+    def up_to_date(day: str) -> bool:
+        return inputs_unchanged(recorded(day), current(day), lambda key: day in days_in(key))
+
+    plan = plan_daily(ds, late_days, raw["raw.events"], set(catalog.partitions("features.user_daily")),
+                      rebuild_from, up_to_date=up_to_date)
+    read = {(name, p): fingerprint((name, p)) for name in DAILY_INPUTS for p in plan.read_partitions
+            if p in raw[name]}
+    return replace(plan, fingerprints=read)
+
+
+def record_inputs(plan: DailyPlan, params_fit_ds: str, late_days: int) -> None:
+    """Record, per built day, the raw partitions (fingerprints from the plan) it was built from; written
+    after its user_daily, so a run that fails in between leaves an older record and the day is rebuilt."""
+    schema = catalog.table(INPUTS_TABLE).arrow_schema()
+    for day in plan.build_days:
+        window = set(raw_window(day, late_days))
+        rows = [{"raw_table": name, "raw_ds": raw_ds, "fingerprint": fingerprint,
+                 "params_fit_ds": params_fit_ds, "late_days": late_days}
+                for (name, raw_ds), fingerprint in sorted(plan.fingerprints.items()) if raw_ds in window]
+        catalog.write_arrow(INPUTS_TABLE, pa.Table.from_pylist(rows, schema=schema), day)
 
 
 def read_raw(spark: SparkSession, name: str, partitions: list[str]) -> DataFrame:
@@ -120,12 +217,17 @@ def read_raw(spark: SparkSession, name: str, partitions: list[str]) -> DataFrame
     return catalog.read_spark(spark, name).where(F.col(catalog.PARTITION_COLUMN).isin(partitions))
 
 
+def latest_params_ds(ds: str) -> str | None:
+    """The fit date of the stored cleaning parameters a run for ds uses (the latest on or before ds)."""
+    fitted = [p for p in catalog.partitions(PARAMS_TABLE) if p <= ds]
+    return fitted[-1] if fitted else None
+
+
 def load_params(spark: SparkSession, ds: str, late_days: int, refit: bool = False) -> CleaningParams:
     """The stored cleaning parameters for ds; fitted (and stored under ds) when none exist or on refit."""
-    fitted = [p for p in catalog.partitions(PARAMS_TABLE) if p <= ds]
-    if fitted and not refit:
-        rows = catalog.read_arrow(PARAMS_TABLE, fitted[-1]).to_pylist()
-        return CleaningParams.from_rows(fitted[-1], rows)
+    fit_ds = latest_params_ds(ds)
+    if fit_ds is not None and not refit:
+        return CleaningParams.from_rows(fit_ds, catalog.read_arrow(PARAMS_TABLE, fit_ds).to_pylist())
     window = sorted(set(window_dates(ds)) & set(catalog.partitions("raw.events")))
     if not window:
         raise catalog.TableNotFound(f"raw.events has no partition in the 90 days up to ds={ds} to fit "
@@ -271,6 +373,7 @@ def build_user_daily(spark: SparkSession, plan: DailyPlan, params: CleaningParam
         for d, n in _per_day(days, plan.build_days).items():
             if n == 0 and catalog.delete_partition("features.user_daily", d):
                 log.info("features.user_daily ds=%s: no rows any more, old partition removed", d)
+        record_inputs(plan, params.fit_ds, late_days)
 
         schema = "ds string, output__all long"
         logs = [cleaning.cleaning_log(summaries[name], spark.createDataFrame(
@@ -351,7 +454,7 @@ def build_features(spark: SparkSession, ds: str, refit_params: bool = False,
     if ds not in raw_days:
         raise catalog.TableNotFound(f"raw.events has no partition ds={ds}")
     params = load_params(spark, ds, late_days, refit=refit_params)
-    plan = plan_daily(ds, late_days, raw_days, set(catalog.partitions("features.user_daily")), rebuild_from)
+    plan = plan_run(ds, late_days, params.fit_ds, rebuild_from)
     if plan.missing_days:
         log.warning("features.user_daily: %d dates of the 90-day window were missing (%s .. %s); "
                     "building them in this job", len(plan.missing_days), plan.missing_days[0],
@@ -359,6 +462,9 @@ def build_features(spark: SparkSession, ds: str, refit_params: bool = False,
     log.info("features.user_daily: rebuilding %d true days %s .. %s from raw partitions %s .. %s (late-data "
              "lookback %d days)", len(plan.build_days), plan.build_days[0], plan.build_days[-1],
              plan.read_partitions[0], plan.read_partitions[-1], late_days)
+    if plan.kept_days:
+        log.info("features.user_daily: kept %s as built: no raw partition they were built from changed, and "
+                 "none that arrived since holds rows of them", ", ".join(plan.kept_days))
     quarantined = build_user_daily(spark, plan, params, late_days)
     base, window_base = run_concurrently(
         lambda: build_lifetime(spark, ds, late_days, first_rebuilt=plan.build_days[0]),
@@ -378,5 +484,6 @@ def build_features(spark: SparkSession, ds: str, refit_params: bool = False,
     catalog.write_spark(features, "features.user_features")
     active = catalog.read_spark(spark, "features.user_features", ds=ds).count()
     return FeaturesSummary(ds=ds, daily_dates_built=plan.build_days, active_users=active,
-                           missing_dates_filled=plan.missing_days, params_fit_ds=params.fit_ds,
+                           missing_dates_filled=plan.missing_days, daily_dates_kept=plan.kept_days,
+                           params_fit_ds=params.fit_ds,
                            lifetime_base=base, window_base=window_base, quarantined=quarantined)

@@ -10,6 +10,7 @@ PySpark is imported lazily so that the trainer (no JVM) can use the Arrow side.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import uuid
@@ -219,6 +220,14 @@ TABLES: dict[str, Table] = {
                         "(jobs/window_state.py).",
         ),
         Table(
+            "features.user_daily_inputs",
+            _cols("raw_table:string, raw_ds:string, fingerprint:string, params_fit_ds:string, late_days:int"),
+            key=("raw_table", "raw_ds"),
+            description="Per user_daily day: the raw partitions (with their fingerprints), cleaning "
+                        "parameters and lookback it was built from; a lookback day is rebuilt only when they "
+                        "changed.",
+        ),
+        Table(
             "features.cleaning_params",
             _cols(
                 "table_name:string, column_name:string, param:string, quantile:double, value:double,"
@@ -339,6 +348,40 @@ def write_spark(df: "DataFrame", name: str) -> None:
     if t.partitioned:
         writer = writer.partitionBy(PARTITION_COLUMN)
     writer.parquet(table_path(name))
+
+
+# --- partition metadata (planning) -------------------------------------------------------------------
+def partition_fingerprint(name: str, ds: str) -> str:
+    """Names, sizes, inodes and modification times of a partition's data files, hashed: it changes whenever
+    the partition is written again (every write here creates new files before removing the old ones, so
+    they get new inodes even within one clock tick), so a stored fingerprint tells whether the partition is
+    still the one something was built from."""
+    files = sorted((f.name, st.st_size, st.st_ino, st.st_mtime_ns)
+                   for f in Path(partition_path(name, ds)).iterdir()
+                   if f.suffix == ".parquet" and (st := f.stat()))
+    return hashlib.sha1(repr(files).encode()).hexdigest()[:16]
+
+
+def timestamp_days(name: str, ds: str, column: str) -> set[str]:
+    """The UTC dates ('YYYY-MM-DD') of the non-null values of a timestamp column in one partition.
+
+    Streamed record batch by record batch, one column: planning reads a few bytes per row and keeps only
+    the set of dates, never the rows.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pads
+
+    t = table(name)
+    if dict(t.columns).get(column) != "timestamp":
+        raise ValueError(f"{name}.{column} is not a timestamp column")
+    dataset = pads.dataset(partition_path(name, ds), format="parquet", schema=t.arrow_schema())
+    days: set[str] = set()
+    for batch in dataset.to_batches(columns=[column]):
+        # The declared type is timestamp[us, tz=UTC], so the date is that of the UTC instant.
+        dates = pc.unique(pc.cast(batch.column(0), pa.date32())).drop_null()
+        days.update(d.isoformat() for d in dates.to_pylist())
+    return days
 
 
 # --- Arrow / pandas side (generator, trainer, publisher) --------------------------------------------

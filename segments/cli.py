@@ -80,6 +80,8 @@ def cmd_features(args: argparse.Namespace, spark=None) -> None:
     missing = summary.missing_dates_filled
     if missing:
         span += f" (incl. {len(missing)} missing dates of the 90-day window, built first in the same job)"
+    if summary.daily_dates_kept:
+        span += f"; kept {', '.join(summary.daily_dates_kept)} (no new rows for them)"
     lifetime = f"merged from {summary.lifetime_base}" if summary.lifetime_base else "rebuilt from scratch"
     window = f"updated from {summary.window_base}" if summary.window_base else "rebuilt from scratch"
     done(f"features.user_daily built for {span}; {summary.quarantined} raw rows quarantined; "

@@ -53,11 +53,24 @@ def _lifetime(spark, ds):
     return {r.user_id: r.asDict() for r in df.collect()}
 
 
+def _true_days(raw_ds: str) -> set[str]:
+    """The UTC days of the events and orders that arrived in a raw partition (pandas, not the runner)."""
+    stamps = [catalog.read_pandas(name, raw_ds)[column] for name, column in
+              (("raw.events", "event_ts"), ("raw.orders", "order_ts"))]
+    return set(pd.concat(stamps).dropna().dt.tz_convert("UTC").dt.strftime("%Y-%m-%d"))
+
+
 def test_runs_fill_the_window_then_update_incrementally(warehouse):
     first, second, third = warehouse["summaries"]
     assert first.missing_dates_filled and first.lifetime_base is None  # fresh: all days, from scratch
-    assert second.daily_dates_built == ["2026-03-11", "2026-03-12", "2026-03-13"]
     assert not second.missing_dates_filled
+    # Each later run rebuilds its ds and the lookback days that got late rows in the partition that arrived
+    # with it; the generator's late rows are a day late (or beyond the lookback), so ds-2 is kept.
+    for run in (second, third):
+        late = {d for d in build.window_dates(run.ds, L + 1)[:-1] if d in _true_days(run.ds)}
+        assert late == {build.shift(run.ds, -1)}  # the generated data, as this test needs it
+        assert run.daily_dates_built == sorted(late | {run.ds})
+        assert run.daily_dates_kept == [build.shift(run.ds, -2)]
     assert (second.lifetime_base, third.lifetime_base) == ("2026-03-10", "2026-03-11")
     assert first.params_fit_ds == second.params_fit_ds == FIRST_RUN  # stored params reused, not refitted
 
@@ -146,6 +159,20 @@ def test_daily_run_reads_only_the_partitions_it_needs(warehouse, spark):
         assert sorted(set(re.findall(r"\d{4}-\d{2}-\d{2}", listed.group(1)))) == plan.read_partitions, scan
 
 
+def test_a_rerun_with_no_new_raw_partition_rebuilds_only_ds(warehouse, spark):
+    kept = ["2026-03-12", "2026-03-13"]
+    before = {d: catalog.partition_fingerprint("features.user_daily", d) for d in kept}
+    def features():
+        written = catalog.read_pandas("features.user_features", END)
+        return written.sort_values("user_id").reset_index(drop=True)
+
+    expected = features()
+    summary = build.build_features(spark, END)
+    assert (summary.daily_dates_built, summary.daily_dates_kept) == ([END], kept)
+    assert {d: catalog.partition_fingerprint("features.user_daily", d) for d in kept} == before  # untouched
+    pd.testing.assert_frame_equal(expected, features())
+
+
 def test_point_in_time_events_after_ds_do_not_change_features(warehouse, spark):
     ds = END
     def features():
@@ -165,6 +192,9 @@ def test_point_in_time_events_after_ds_do_not_change_features(warehouse, spark):
     catalog.write_arrow("raw.events", pa.concat_tables([events, future.slice(0, 1)]), ds)
 
     summary = build.build_features(spark, ds)
+    # ds's raw partition was written again: 03-13, built from it, is rebuilt whatever it holds now; 03-12
+    # was built before that partition arrived, and it holds no rows of 03-12.
+    assert (summary.daily_dates_built, summary.daily_dates_kept) == (["2026-03-13", ds], ["2026-03-12"])
     pd.testing.assert_frame_equal(before_features, features())
     assert _lifetime(spark, ds) == before_lifetime
     reasons = catalog.read_pandas("quality.quarantine", ds)

@@ -56,3 +56,33 @@ def test_unpartitioned_tables_need_no_ds_and_partitioned_ones_do(platform_home):
 def test_missing_partition_is_a_clear_platform_error(platform_home):
     with pytest.raises(catalog.TableNotFound, match=r"raw.events has no data for ds=2026-03-01"):
         catalog.read_arrow("raw.events", "2026-03-01")
+
+
+def _events(*stamps) -> pa.Table:
+    schema = catalog.table("raw.events").arrow_schema()
+    rows = [{"event_id": f"e{i}", "user_id": "u1", "event_ts": when} for i, when in enumerate(stamps)]
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def test_timestamp_days_are_the_utc_dates_of_a_partition(platform_home):
+    import datetime as dt
+
+    utc = dt.timezone.utc
+    # 23:59 UTC on 03-01 is still 03-01; midnight starts 03-02; a null timestamp has no day.
+    stamps = [dt.datetime(2026, 3, 1, 23, 59, tzinfo=utc), dt.datetime(2026, 3, 2, 0, 0, tzinfo=utc), None,
+              dt.datetime(2026, 3, 2, 5, tzinfo=dt.timezone(dt.timedelta(hours=8)))]  # 03-01 21:00 UTC
+    catalog.write_arrow("raw.events", _events(*stamps), "2026-03-02")
+    assert catalog.timestamp_days("raw.events", "2026-03-02", "event_ts") == {"2026-03-01", "2026-03-02"}
+    with pytest.raises(ValueError, match="not a timestamp"):
+        catalog.timestamp_days("raw.events", "2026-03-02", "user_id")
+
+
+def test_a_partition_fingerprint_changes_when_it_is_written_again(platform_home):
+    import datetime as dt
+
+    when = dt.datetime(2026, 3, 1, 12, tzinfo=dt.timezone.utc)
+    catalog.write_arrow("raw.events", _events(when), "2026-03-01")
+    first = catalog.partition_fingerprint("raw.events", "2026-03-01")
+    assert catalog.partition_fingerprint("raw.events", "2026-03-01") == first  # reading changes nothing
+    catalog.write_arrow("raw.events", _events(when), "2026-03-01")  # the same rows, written again
+    assert catalog.partition_fingerprint("raw.events", "2026-03-01") != first

@@ -270,6 +270,49 @@ def test_backfill_plan_covers_the_whole_range():
     assert plan.read_partitions == plan.build_days
 
 
+def test_lookback_days_whose_inputs_did_not_change_are_kept_and_their_partitions_not_read():
+    raw = _days("2026-01-01", "2026-03-10")
+    daily = _days("2025-12-01", "2026-03-09")
+    # 03-08 is up to date (no late rows for it in 03-10); 03-09 got late rows in 03-10.
+    plan = build.plan_daily("2026-03-10", 2, raw, daily, up_to_date=lambda d: d == "2026-03-08")
+    assert plan.build_days == ["2026-03-09", "2026-03-10"]
+    assert plan.kept_days == ["2026-03-08"]
+    assert plan.read_partitions == ["2026-03-09", "2026-03-10"]  # 03-09 needs [03-09, 03-11]; 03-10 itself
+
+
+def test_ds_itself_a_missing_lookback_day_and_a_backfill_are_rebuilt_even_when_up_to_date():
+    raw = _days("2026-01-01", "2026-03-10")
+    always = lambda d: True  # noqa: E731
+    plan = build.plan_daily("2026-03-10", 2, raw, raw - {"2026-03-09"}, up_to_date=always)
+    assert plan.build_days == ["2026-03-09", "2026-03-10"] and plan.kept_days == ["2026-03-08"]
+    backfill = build.plan_daily("2026-03-10", 2, raw, raw, rebuild_from="2026-03-01", up_to_date=always)
+    assert backfill.build_days == sorted(_days("2026-03-01", "2026-03-10")) and backfill.kept_days == []
+
+
+E, O = "raw.events", "raw.orders"
+
+
+@pytest.mark.parametrize("recorded, current, late_rows_in, unchanged", [
+    # Built from 03-08 and 03-09; 03-10 arrived since without rows of the day: nothing to do.
+    ({(E, "03-08"): "a", (E, "03-09"): "b"}, {(E, "03-08"): "a", (E, "03-09"): "b", (E, "03-10"): "c"},
+     set(), True),
+    # ... with late rows of the day in 03-10: rebuild.
+    ({(E, "03-08"): "a", (E, "03-09"): "b"}, {(E, "03-08"): "a", (E, "03-09"): "b", (E, "03-10"): "c"},
+     {(E, "03-10")}, False),
+    # A late order counts as much as a late event.
+    ({(E, "03-08"): "a", (O, "03-08"): "x"}, {(E, "03-08"): "a", (O, "03-08"): "x", (O, "03-09"): "y"},
+     {(O, "03-09")}, False),
+    # 03-09 was written again since (other files): its rows may differ, whatever they hold now.
+    ({(E, "03-08"): "a", (E, "03-09"): "b"}, {(E, "03-08"): "a", (E, "03-09"): "B"}, set(), False),
+    # 03-09 is gone: its rows must leave the day.
+    ({(E, "03-08"): "a", (E, "03-09"): "b"}, {(E, "03-08"): "a"}, set(), False),
+    # No record (built before records existed, other parameters, or never): rebuild.
+    (None, {(E, "03-08"): "a"}, set(), False),
+])
+def test_inputs_unchanged(recorded, current, late_rows_in, unchanged):
+    assert build.inputs_unchanged(recorded, current, lambda key: key in late_rows_in) is unchanged
+
+
 def test_independent_actions_run_at_once_and_a_failure_is_raised_once_all_have_finished():
     both_started = threading.Barrier(2, timeout=10)  # one action at a time would leave it broken
 
