@@ -100,7 +100,9 @@ def worker_spark_rebuild(first: str, last: str) -> dict:
     session_s = time.monotonic() - started
     late_days = settings.load().late_data_days
     fit_start = time.monotonic()
-    params = build.load_params(spark, last, late_days)  # fitted once and stored (weekly, not per run)
+    # Fitted once and stored, as of the day before the last: between two weekly refits yesterday's run and
+    # today's (step (a)) use the same parameters, as in production, where a refit rebuilds the lookback.
+    params = build.load_params(spark, build.shift(last, -1), late_days)
     params_s = time.monotonic() - fit_start
     plan = build.plan_run(last, late_days, params.fit_ds, rebuild_from=first)
     job_start = time.monotonic()
@@ -357,7 +359,7 @@ def main_run(args: argparse.Namespace) -> int:
         print(f"      warning: the runner rewrote user_daily {built}, its plan said {plan.build_days}")
     daily_events = events_in(cfg, plan.read_partitions)
     step.done(f"wall {daily.wall_s:.1f}s, peak {daily.peak_mb:,.0f} MB; rebuilt user_daily {plan.build_days} "
-              f"from raw {plan.read_partitions}")
+              f"from raw {plan.read_partitions}; kept {plan.kept_days} (their inputs had not changed)")
 
     step(f"(a) plans: the same run again with the Spark event log (untimed; from the records of "
          "yesterday's run, so it replaces the same partitions)")
@@ -385,7 +387,8 @@ def main_run(args: argparse.Namespace) -> int:
         row(f"(b) rebuild {cfg.days} days", all_events, rebuild, rebuild.result["job_s"], duck_rebuild),
     ]
     results["spark_rebuild"] = {**rebuild.result, **rebuild_log}
-    results["spark_daily"] = {"build_days": plan.build_days, "read_partitions": plan.read_partitions,
+    results["spark_daily"] = {"build_days": plan.build_days, "kept_days": plan.kept_days,
+                              "read_partitions": plan.read_partitions,
                               "instrumented_wall_s": round(instrumented.wall_s, 1), **daily_log}
     print_table(results["runs"])
     out = home / "results.json"

@@ -149,8 +149,8 @@ def inputs_unchanged(recorded: Mapping[Input, str] | None, current: Mapping[Inpu
 
     It is unless a recorded partition is gone or was written again (its rows may have changed in any
     way), or a partition that appeared since holds a row of the day (``holds_day``: a late row). A new
-    partition without such rows changes nothing: its rows belong to other days, and deduplication is per
-    key, which a day's rows share with no other day's.
+    partition without such rows changes nothing: user_daily(d) aggregates the rows of day d only, and
+    copies of an event (deduplicated by key) carry its timestamp, so its day.
     """
     if recorded is None:
         return False

@@ -281,9 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end-date", type=_date, default="2026-06-30", help="last day generated (default 2026-06-30)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
 
-    p = add("features", cmd_features, "Clean raw data and build features.user_daily (ds and the late-data "
-            "lookback, plus missing days of the 90-day window), the states features.user_lifetime and "
-            "features.user_window, and features.user_features for ds with Spark.")
+    p = add("features", cmd_features, "Clean raw data and build features.user_daily (ds and the days of the "
+            "late-data lookback that got new rows, plus missing days of the 90-day window), the states "
+            "features.user_lifetime and features.user_window, and features.user_features for ds with Spark.")
     p.add_argument("--refit-params", action="store_true",
                    help="refit the cleaning parameters (caps, medians) on the 90 days up to ds and store them "
                    "under ds (the training DAG does this); default: the latest stored fit on or before ds")
