@@ -56,7 +56,8 @@ def spark_stage(task_id: str, *args: str, outlets: list[Asset] | None = None) ->
             "spark.pyspark.python": JOB_PYTHON,
             "spark.pyspark.driver.python": JOB_PYTHON,
             "spark.sql.session.timeZone": "UTC",
-            **({"spark.driver.extraJavaOptions": SETTINGS.spark_java_options} if SETTINGS.spark_java_options else {}),
+            **({"spark.driver.extraJavaOptions": SETTINGS.driver_java_options}
+               if SETTINGS.driver_java_options else {}),
         },
         # The job env's spark-submit comes first on PATH; its Python runs the driver and workers.
         env_vars={

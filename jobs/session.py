@@ -40,8 +40,8 @@ def build_spark(app_name: str = "segments") -> SparkSession:
     # (Airflow's Spark connection and the DAG's conf) owns master, memory and JVM options.
     if not os.environ.get("PYSPARK_GATEWAY_PORT"):
         builder = builder.master(s.spark_master).config("spark.driver.memory", s.spark_driver_memory)
-        if s.spark_java_options:
-            builder = builder.config("spark.driver.extraJavaOptions", s.spark_java_options)
+        if s.driver_java_options:
+            builder = builder.config("spark.driver.extraJavaOptions", s.driver_java_options)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark

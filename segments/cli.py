@@ -69,6 +69,22 @@ def cmd_seed(args: argparse.Namespace) -> None:
          f"{summary.events} events, {summary.orders} orders; personas: {personas}")
 
 
+def cmd_class_archive(args: argparse.Namespace) -> None:
+    from jobs import class_archive
+    from segments import settings as settings_mod
+
+    path = settings_mod.load().spark_class_archive
+    if path is None:
+        raise class_archive.ClassArchiveError(
+            "SEGMENTS_SPARK_CLASS_ARCHIVE is set empty: no class archive is wanted")
+    log_path = path.with_suffix(".log")
+    done = _step("class-archive")
+    print(f"[class-archive] training run: features for 2 dates on a {class_archive.TRAINING_USERS}-user "
+          f"synthetic warehouse, then the JVM writes its classes (1-2 minutes; log: {log_path})", flush=True)
+    summary = class_archive.build(path, log_path)
+    done(f"{summary.path}: {summary.size_bytes / 2**20:.0f} MiB; Spark jobs map it from now on")
+
+
 def cmd_features(args: argparse.Namespace, spark=None) -> None:
     from jobs.build import build_features
 
@@ -318,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
             with_ds=False)
     p.add_argument("query", help='e.g. "SELECT segment_name, count(*) FROM segments.user_segments GROUP BY 1"')
     add("info", cmd_info, "Show where everything lives and which partitions exist.", with_ds=False)
+    add("class-archive", cmd_class_archive, "Build the Spark driver's class archive "
+        "(SEGMENTS_SPARK_CLASS_ARCHIVE): a small feature run whose JVM stores the classes it loaded, which "
+        "later jobs map instead of loading them (make install runs it once).", with_ds=False)
     p = sub.add_parser("model", help="Registered segmenter versions: list, promote, roll back.",
                        description="Registered segmenter versions: list, promote, roll back.")
     model_sub = p.add_subparsers(dest="model_command", required=True, metavar="ACTION")

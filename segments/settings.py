@@ -34,6 +34,10 @@ def _env_raw(name: str, default: str) -> str:
     return default if value is None else value.strip()
 
 
+def _optional_path(value: str) -> Path | None:
+    return Path(value).expanduser().resolve() if value else None
+
+
 class BadSetting(PlatformError, ValueError):
     """An environment variable holds a value the platform cannot use."""
 
@@ -51,6 +55,9 @@ SEGMENT_METHODS = ("rfm_kmeans", "feature_kmeans", "sequence_kmeans")
 #   joins and ~150 output columns otherwise costs 12-14 s of C2 time per method while the one C2 thread
 #   holds everything else back; those methods get C1's optimised code instead.
 DEFAULT_SPARK_JAVA_OPTIONS = "-XX:+UseParallelGC -XX:MaxNodeLimit=30000"
+# The driver's class archive (jobs/class_archive.py): tied to the JDK and the job environment's jars, not
+# to a warehouse, so it lives with them (one per checkout), whatever SEGMENTS_HOME is.
+DEFAULT_SPARK_CLASS_ARCHIVE = REPO_ROOT / "var" / "jvm" / "spark-classes.jsa"
 
 
 def _n_segments(value: str) -> int | None:
@@ -90,6 +97,7 @@ class Settings:
     spark_driver_memory: str
     spark_shuffle_partitions: int
     spark_java_options: str  # driver JVM options; "" = the JVM's defaults
+    spark_class_archive: Path | None  # the driver's class archive, used when the file exists; None = never
     job_python: Path
     model_name: str
     n_segments: int | None  # None: k chosen by silhouette within k_range
@@ -110,6 +118,17 @@ class Settings:
     def job_bin(self) -> Path:
         return self.job_python.parent
 
+    @property
+    def driver_java_options(self) -> str:
+        """The driver JVM's options: ``spark_java_options``, plus the class archive once it exists (a
+        missing or unreadable archive file would also turn off the JDK's own shared classes)."""
+        archive = self.spark_class_archive
+        if archive is None or not archive.is_file():
+            return self.spark_java_options
+        # Spark splits the options as a shell does.
+        quoted = f'"{archive}"' if " " in str(archive) else str(archive)
+        return f"{self.spark_java_options} -XX:SharedArchiveFile={quoted}".strip()
+
 
 def load() -> Settings:
     """Read the settings from the environment now (tests change the environment between calls)."""
@@ -127,6 +146,8 @@ def load() -> Settings:
         spark_driver_memory=_env("SEGMENTS_SPARK_DRIVER_MEMORY", "4g"),
         spark_shuffle_partitions=int(_env("SEGMENTS_SPARK_SHUFFLE_PARTITIONS", "64")),
         spark_java_options=_env_raw("SEGMENTS_SPARK_JAVA_OPTIONS", DEFAULT_SPARK_JAVA_OPTIONS),
+        spark_class_archive=_optional_path(
+            _env_raw("SEGMENTS_SPARK_CLASS_ARCHIVE", str(DEFAULT_SPARK_CLASS_ARCHIVE))),
         job_python=Path(_env("SEGMENTS_JOB_PYTHON", str(REPO_ROOT / ".venv" / "bin" / "python"))),
         model_name=_env("SEGMENTS_MODEL_NAME", "user_segmenter"),
         n_segments=_n_segments(_env("SEGMENTS_N_SEGMENTS", "6")),

@@ -134,7 +134,7 @@ def test_session_jvm_runs_with_the_configured_java_options(spark):
 
     runtime = spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
     jvm_args = set(runtime.getInputArguments())
-    assert set(settings.load().spark_java_options.split()) <= jvm_args
+    assert set(settings.load().driver_java_options.split()) <= jvm_args
 
 
 @pytest.mark.spark

@@ -39,6 +39,30 @@ def test_spark_java_options_default_override_and_empty(monkeypatch):
     assert settings.load().spark_java_options == ""
 
 
+def test_class_archive_joins_the_driver_options_once_it_exists(tmp_path, monkeypatch):
+    monkeypatch.delenv("SEGMENTS_SPARK_JAVA_OPTIONS", raising=False)
+    monkeypatch.delenv("SEGMENTS_SPARK_CLASS_ARCHIVE", raising=False)
+    monkeypatch.setenv("SEGMENTS_HOME", str(tmp_path / "home"))
+    # One archive per checkout (it belongs to the JDK and the job environment), whatever SEGMENTS_HOME is.
+    assert settings.load().spark_class_archive == settings.REPO_ROOT / "var" / "jvm" / "spark-classes.jsa"
+
+    archive = tmp_path / "jvm dir" / "classes.jsa"
+    monkeypatch.setenv("SEGMENTS_SPARK_CLASS_ARCHIVE", str(archive))
+    # Not built yet: no option, since a JVM pointed at a missing archive also drops the JDK's own one.
+    assert settings.load().driver_java_options == settings.DEFAULT_SPARK_JAVA_OPTIONS
+    archive.parent.mkdir()
+    archive.write_bytes(b"built")
+    # The path holds a space: quoted, as Spark splits the options like a shell.
+    assert settings.load().driver_java_options == (
+        f'{settings.DEFAULT_SPARK_JAVA_OPTIONS} -XX:SharedArchiveFile="{archive}"')
+    monkeypatch.setenv("SEGMENTS_SPARK_JAVA_OPTIONS", "")
+    assert settings.load().driver_java_options == f'-XX:SharedArchiveFile="{archive}"'
+
+    monkeypatch.setenv("SEGMENTS_SPARK_CLASS_ARCHIVE", "")  # set but empty: never use one
+    s = settings.load()
+    assert s.spark_class_archive is None and s.driver_java_options == ""
+
+
 def test_airflow_environment_is_low_parallelism_and_local_spark(platform_home, monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_SPARK_DEFAULT", raising=False)
     env = settings.airflow_environment()
