@@ -188,6 +188,21 @@ def _node_counts(plan_info: dict) -> dict[str, int]:
     return dict(counts)
 
 
+def _scanned_table(scan: str, table_paths: dict[str, str]) -> str:
+    """The table a parquet scan node reads, from its location ("?" if none or several match). Spark cuts
+    long locations ("…/features/user_category_w..."), so a cut one matches the tables it is a prefix of."""
+    found = re.search(r"InMemoryFileIndex\([^)]*\)\[(?:file:)?([^,\]]+)", scan)
+    if not found:
+        return "?"
+    location = found.group(1)
+    if location.endswith("..."):
+        matches = [t for t, p in table_paths.items() if p.startswith(location[:-3])]
+    else:
+        matches = [t for t, p in table_paths.items()
+                   if location.rstrip("/") == p.rstrip("/") or location.startswith(p.rstrip("/") + "/")]
+    return matches[0] if len(matches) == 1 else "?"
+
+
 def summarize_event_log(paths: list[Path], table_paths: dict[str, str]) -> dict:
     """Stages (time, tasks, input, shuffle, spill) and SQL plans (node counts, scans) of one app.
 
@@ -249,8 +264,7 @@ def summarize_event_log(paths: list[Path], table_paths: dict[str, str]) -> dict:
             if not node.get("nodeName", "").startswith("Scan parquet"):
                 continue
             text = node.get("simpleString", "")
-            table = next((t for t, p in table_paths.items() if p.rstrip("/") + "]" in text
-                          or p.rstrip("/") + "," in text or p.rstrip("/") + " " in text), "?")
+            table = _scanned_table(text, table_paths)
             filters = re.search(r"PartitionFilters: \[(.*?)\]?, PushedFilters", text)
             metric_ids = {m["name"]: m["accumulatorId"] for m in node.get("metrics", [])}
             scans.append({
