@@ -22,7 +22,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +48,6 @@ class ClassArchiveError(PlatformError, RuntimeError):
 class ArchiveSummary:
     path: Path
     size_bytes: int
-    seconds: float
 
 
 def training_environment(home: Path, archive: Path) -> dict[str, str]:
@@ -70,7 +68,6 @@ def training_environment(home: Path, archive: Path) -> dict[str, str]:
 def build(path: Path, log_path: Path) -> ArchiveSummary:
     """Run the training run in a child process and move its archive to ``path`` (atomically: a job
     starting meanwhile maps the old archive or none, never half a file)."""
-    start = time.monotonic()
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="class-archive-") as tmp:
         dumped = Path(tmp) / "classes.jsa"
@@ -84,7 +81,7 @@ def build(path: Path, log_path: Path) -> ArchiveSummary:
         staged = path.with_name(path.name + ".new")
         staged.write_bytes(dumped.read_bytes())  # the temporary dir may be on another file system
         os.replace(staged, path)
-    return ArchiveSummary(path, path.stat().st_size, time.monotonic() - start)
+    return ArchiveSummary(path, path.stat().st_size)
 
 
 def training_run() -> None:
@@ -96,16 +93,18 @@ def training_run() -> None:
 
     generate(users=TRAINING_USERS, days=TRAINING_DAYS, end_date=TRAINING_END, progress=False)
     spark = build_spark("segments-class-archive")
-    for ds in (shift(TRAINING_END, -1), TRAINING_END):
-        summary = build_features(spark, ds)
-        print(f"features ds={ds}: {summary.active_users} users, user_daily built {summary.daily_dates_built}",
-              flush=True)
     jvm = spark.sparkContext._gateway.proc  # the driver JVM (spark-submit execs it)
-    spark.stop()
-    # The JVM exits when its stdin ends and writes the archive then. Wait for it: the parent takes the
-    # file once this process has exited, and the JVM would otherwise outlive it.
-    jvm.stdin.close()
-    jvm.wait()
+    try:
+        for ds in (shift(TRAINING_END, -1), TRAINING_END):
+            summary = build_features(spark, ds)
+            print(f"features ds={ds}: {summary.active_users} users, user_daily built "
+                  f"{summary.daily_dates_built}", flush=True)
+    finally:
+        spark.stop()
+        # The JVM exits when its stdin ends, and writes the archive then. Wait for it, also after a failure:
+        # the parent takes the file once this process has exited, and the JVM would otherwise outlive it.
+        jvm.stdin.close()
+        jvm.wait()
 
 
 if __name__ == "__main__":
