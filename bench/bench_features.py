@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import sys
+import textwrap
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -286,12 +287,12 @@ def print_table(rows: list[dict]) -> None:
     print("\n" + line + "\n" + "-" * len(line))
     for r in rows:
         print("".join(f"{f(r):<{w}}" if i == 0 else f"{f(r):>{w}}" for i, (_, w, f) in enumerate(cols)))
-    print("Spark s / DuckDB s: process wall time, Spark's including JVM start (daily: the median run, "
-          "CPU s and peak\nof that run); job s: without it (rebuild: "
-          "the job alone;\ndaily: the Spark application's lifetime in the rerun with the event log); CPU s: "
-          "user+system of the\nprocess tree; load: 1-min load average before the Spark run (>2: something "
-          "else ran, the figures\nare inflated). The rebuild is timed with the event log on, the daily run "
-          "without it.")
+    print(textwrap.fill(
+        "Spark s / DuckDB s: process wall time, Spark's including JVM start (daily: the median run; CPU s and "
+        "peak are that run's); job s: without it (rebuild: the job alone; daily: the Spark application's "
+        "lifetime in the rerun with the event log); CPU s: user+system of the process tree; load: 1-min load "
+        "average before the Spark run (>2: something else ran, the figures are inflated). The rebuild is "
+        "timed with the event log on, the daily run without it.", 110))
 
 
 def print_plans(label: str, summary: dict) -> None:
