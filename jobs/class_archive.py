@@ -66,10 +66,11 @@ def training_environment(home: Path, archive: Path) -> dict[str, str]:
 
 
 def build(path: Path, log_path: Path) -> ArchiveSummary:
-    """Run the training run in a child process and move its archive to ``path`` (atomically: a job
-    starting meanwhile maps the old archive or none, never half a file)."""
+    """Run the training run in a child process and move its archive to ``path``: atomically (a job
+    starting meanwhile maps the old archive or none, never half a file), from a temporary directory next
+    to it, so on the same file system."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="class-archive-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="class-archive-", dir=path.parent) as tmp:
         dumped = Path(tmp) / "classes.jsa"
         with open(log_path, "w") as log_file:
             child = subprocess.run([sys.executable, "-m", "jobs.class_archive", "--training-run"],
@@ -78,9 +79,7 @@ def build(path: Path, log_path: Path) -> ArchiveSummary:
         if child.returncode != 0 or not dumped.is_file():
             raise ClassArchiveError(f"the training run exited with {child.returncode} and "
                                     f"{'wrote' if dumped.is_file() else 'wrote no'} archive; see {log_path}")
-        staged = path.with_name(path.name + ".new")
-        staged.write_bytes(dumped.read_bytes())  # the temporary dir may be on another file system
-        os.replace(staged, path)
+        os.replace(dumped, path)
     return ArchiveSummary(path, path.stat().st_size)
 
 

@@ -48,7 +48,7 @@ def test_the_archive_of_a_training_run_serves_the_next_driver_its_spark_classes(
     archive = tmp_path / "jvm" / "classes.jsa"
     summary = class_archive.build(archive, tmp_path / "build.log")
     assert archive.is_file() and summary.size_bytes == archive.stat().st_size
-    assert not archive.with_name(archive.name + ".new").exists()
+    assert [p.name for p in archive.parent.iterdir()] == ["classes.jsa"]  # no training leftovers
 
     with_archive = _start_driver(tmp_path, str(archive), "with")
     without = _start_driver(tmp_path, "", "without")
@@ -68,4 +68,5 @@ def test_a_failed_training_run_leaves_the_archive_in_place(tmp_path, monkeypatch
     with pytest.raises(class_archive.ClassArchiveError, match="build.log"):
         class_archive.build(archive, tmp_path / "build.log")
     assert archive.read_bytes() == b"the archive of an earlier build"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build.log", "classes.jsa"]  # no leftovers
     assert "JAVA_GATEWAY_EXITED" in (tmp_path / "build.log").read_text()
