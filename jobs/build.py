@@ -48,6 +48,9 @@ Cleaning parameters (caps, medians): the latest ``features.cleaning_params`` fit
 there is none, or with ``refit_params`` (the training DAG), they are fitted on the raw window
 ``[ds-89, ds]`` and stored under ds.
 
+Reruns replace: every partition a run rebuilds is replaced, also by nothing: a date that has no row any
+more (all its rows quarantined, no active user left) loses its old partition (``catalog.write_spark_dates``).
+
 Quality: ``quality.quarantine`` and ``quality.cleaning_log`` are rewritten for each raw partition whose
 true day the run rebuilds (per raw partition ds, so reruns replace rather than add).
 """
@@ -272,6 +275,11 @@ def _write_cleaning_log(rows: list[dict], owned: list[str]) -> int:
     return quarantined
 
 
+def _log_emptied(name: str, dates: list[str]) -> None:
+    for d in dates:
+        log.info("%s ds=%s: no rows any more, old partition removed", name, d)
+
+
 def run_concurrently(*actions: Callable[[], Any]) -> list[Any]:
     """Run independent Spark actions at once, each from its own driver thread; return their results in order.
 
@@ -336,11 +344,11 @@ def build_user_daily(spark: SparkSession, plan: DailyPlan, params: CleaningParam
        step counters and the quarantined rows (persisted: a few numbers and the quarantined rows per
        partition); the quarantine write reads it;
     2. the user_daily write; the rows out of deduplication per owned raw partition (the last counter of the
-       cleaning log) and the user_daily rows per built day are observed on the way (``observe``).
+       cleaning log) are observed on the way (``observe``).
 
     The quarantine write, the user_daily write and the raw.users log run at once (``run_concurrently``).
-    A built day left with no user_daily row loses its old partition (the write replaces only the days that
-    have rows). Only raw.users (not part of user_daily) is deduplicated a second time, for its log.
+    A built day left with no user_daily row loses its old partition (``catalog.write_spark_dates``). Only
+    raw.users (not part of user_daily) is deduplicated a second time, for its log.
     """
     owned = plan.build_days  # raw partitions whose quality rows this run owns (same dates as the true days)
     cleaned = clean_inputs(spark, plan, params, late_days)
@@ -360,19 +368,17 @@ def build_user_daily(spark: SparkSession, plan: DailyPlan, params: CleaningParam
         outputs = {name: Observation(f"deduplicated {name}") for name in DAILY_INPUTS}
         inputs = {name: cleaned[name].rows.observe(outputs[name], *_count_per_day(cleaning.RAW_DS, owned))
                   for name in DAILY_INPUTS}
-        days = Observation("user_daily rows")
-        daily = daily_frame(inputs, plan).observe(days, *_count_per_day("ds", plan.build_days))
+        daily = daily_frame(inputs, plan)
         users = summaries["raw.users"]
-        _, _, users_log = run_concurrently(
+        _, emptied, users_log = run_concurrently(
             lambda: catalog.write_spark(quarantine, "quality.quarantine"),
             # One file per day: without the repartition every shuffle partition writes a file into every
             # day it holds (64 x 90 small files after a rebuild), and each later window scan pays for them.
-            lambda: catalog.write_spark(daily.repartition("ds"), "features.user_daily"),
+            lambda: catalog.write_spark_dates(daily.repartition("ds"), "features.user_daily",
+                                              plan.build_days),
             # raw.users is not part of user_daily: its log needs no observation of that write.
             lambda: _collect_log(cleaning.cleaning_log(users, users.output_counts), owned))
-        for d, n in _per_day(days, plan.build_days).items():
-            if n == 0 and catalog.delete_partition("features.user_daily", d):
-                log.info("features.user_daily ds=%s: no rows any more, old partition removed", d)
+        _log_emptied("features.user_daily", emptied)
         record_inputs(plan, params.fit_ds, late_days)
 
         schema = "ds string, output__all long"
@@ -401,7 +407,8 @@ def build_lifetime(spark: SparkSession, ds: str, late_days: int,
     previous = catalog.read_spark(spark, "features.user_lifetime", ds=base) if base else None
     daily = catalog.read_spark(spark, "features.user_daily", since=shift(base, 1) if base else None,
                                until=shift(ds, 1))
-    catalog.write_spark(lifetime_states(previous, daily, dates), "features.user_lifetime")
+    table = "features.user_lifetime"
+    _log_emptied(table, catalog.write_spark_dates(lifetime_states(previous, daily, dates), table, dates))
     return base
 
 
@@ -441,8 +448,9 @@ def build_window_state(spark: SparkSession, ds: str, late_days: int, first_rebui
     daily = catalog.read_spark(spark, "features.user_daily", since=start, until=shift(ds, 1))
     users, categories = window_state.window_states(daily, dates, holiday_dates(country, start, ds),
                                                    previous=previous, base_ds=base)
-    catalog.write_spark(users.withColumn("holiday_country", F.lit(country)), window_state.USERS_TABLE)
-    catalog.write_spark(categories, window_state.CATEGORIES_TABLE)
+    for table, rows in ((window_state.USERS_TABLE, users.withColumn("holiday_country", F.lit(country))),
+                        (window_state.CATEGORIES_TABLE, categories)):
+        _log_emptied(table, catalog.write_spark_dates(rows, table, dates))
     return base
 
 
@@ -481,8 +489,9 @@ def build_features(spark: SparkSession, ds: str, refit_params: bool = False,
     window = (catalog.read_spark(spark, window_state.USERS_TABLE, ds=ds),
               catalog.read_spark(spark, window_state.CATEGORIES_TABLE, ds=ds))
     features = user_features(daily, users.drop(cleaning.RAW_DS), lifetime, ds, window=window)
-    catalog.write_spark(features, "features.user_features")
-    active = catalog.read_spark(spark, "features.user_features", ds=ds).count()
+    table = "features.user_features"
+    _log_emptied(table, catalog.write_spark_dates(features, table, [ds]))
+    active = catalog.read_spark(spark, table, ds=ds).count()
     return FeaturesSummary(ds=ds, daily_dates_built=plan.build_days, active_users=active,
                            missing_dates_filled=plan.missing_days, daily_dates_kept=plan.kept_days,
                            params_fit_ds=params.fit_ds,

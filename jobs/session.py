@@ -26,6 +26,11 @@ def build_spark(app_name: str = "segments") -> SparkSession:
         .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
         .config("spark.sql.shuffle.partitions", str(s.spark_shuffle_partitions))
         .config("spark.sql.adaptive.enabled", "true")
+        # AQE replaces a plan whose shuffle turned out empty by an empty relation, and the `observe` in it
+        # (the runner's cleaning counters) then reports no metrics at all: a run whose rows were all
+        # quarantined failed with an AssertionError instead of logging zeros.
+        .config("spark.sql.adaptive.optimizer.excludedRules",
+                "org.apache.spark.sql.execution.adaptive.AQEPropagateEmptyRelation")
         # List a table's partition directories on the driver: above the default threshold (32 paths) Spark
         # runs a listing job for every table read (~1-2 s each, several per run), slower than listing a few
         # hundred local or HDFS directories directly.

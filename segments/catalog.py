@@ -350,6 +350,21 @@ def write_spark(df: "DataFrame", name: str) -> None:
     writer.parquet(table_path(name))
 
 
+def write_spark_dates(df: "DataFrame", name: str, dates: Iterable[str]) -> list[str]:
+    """Replace the partitions of ``dates`` with the rows of ``df`` (rows of other dates are not expected);
+    return the dates that got no row and so lost their old partition.
+
+    Spark's dynamic overwrite replaces only the partitions that have rows: a date rebuilt empty (every row
+    of the day quarantined, no active user left) would otherwise keep its stale rows. A partition the write
+    left alone keeps its fingerprint; no extra Spark job is needed to tell which dates had rows.
+    """
+    existing = set(partitions(name))
+    before = {d: partition_fingerprint(name, d) for d in sorted(set(dates)) if d in existing}
+    write_spark(df, name)
+    return [d for d, fingerprint in before.items()
+            if partition_fingerprint(name, d) == fingerprint and delete_partition(name, d)]
+
+
 # --- partition metadata (planning) -------------------------------------------------------------------
 def partition_fingerprint(name: str, ds: str) -> str:
     """Names, sizes, inodes and modification times of a partition's data files, hashed: it changes whenever
@@ -435,7 +450,8 @@ def write_arrow(name: str, data: "pa.Table", ds: str | None = None) -> None:
 
 
 def delete_partition(name: str, ds: str) -> bool:
-    """Remove one partition (a rebuilt day that has no rows any more); return whether it existed.
+    """Remove one partition (a rebuilt day that has no rows any more, ``write_spark_dates``); return
+    whether it existed.
 
     Spark's dynamic overwrite replaces only the partitions that have rows, so a day that became empty
     would otherwise keep its stale rows. One rename takes it out of sight, then its files are removed.

@@ -202,33 +202,51 @@ def test_point_in_time_events_after_ds_do_not_change_features(warehouse, spark):
     assert summary.active_users == len(before_features)
 
 
+def _write_raw(events_by_day: dict[str, str | None]) -> None:
+    """One user; on each day one event of the given type at noon UTC (None: no event that day)."""
+    for d, etype in events_by_day.items():
+        when = dt.datetime.fromisoformat(d).replace(hour=12, tzinfo=dt.timezone.utc)
+        events = [] if etype is None else [
+            {"event_id": f"e-{d}", "user_id": "u1", "event_ts": when, "event_type": etype, "product_id": "p1",
+             "category": "shoes", "price": 1.0, "quantity": 1, "session_id": "s1", "dwell_seconds": 5.0,
+             "device": "mobile"}]
+        user = {"user_id": "u1", "signup_ts": when, "birth_year": 1990, "gender": "f", "occupation": "x",
+                "city_tier": "1"}
+        for name, rows in (("raw.events", events), ("raw.orders", []), ("raw.users", [user])):
+            schema = catalog.table(name).arrow_schema()
+            catalog.write_arrow(name, pa.Table.from_pylist(rows, schema=schema), d)
+
+
 def test_rebuilt_day_without_rows_loses_its_old_user_daily_partition(platform_home, spark):
     # Two days with one view each; then day 2's only event turns out impossible (unknown type) and the
     # rebuild must remove day 2's user_daily rows instead of leaving the old ones in place.
     days = ["2026-03-01", "2026-03-02"]
-
-    def write_raw(event_type_day2: str) -> None:
-        for d in days:
-            when = dt.datetime.fromisoformat(d).replace(hour=12, tzinfo=dt.timezone.utc)
-            etype = event_type_day2 if d == days[1] else "view"
-            event = {"event_id": f"e-{d}", "user_id": "u1", "event_ts": when, "event_type": etype,
-                     "product_id": "p1", "category": "shoes", "price": 1.0, "quantity": 1, "session_id": "s1",
-                     "dwell_seconds": 5.0, "device": "mobile"}
-            user = {"user_id": "u1", "signup_ts": when, "birth_year": 1990, "gender": "f",
-                    "occupation": "x", "city_tier": "1"}
-            for name, rows in (("raw.events", [event]), ("raw.orders", []), ("raw.users", [user])):
-                table = pa.Table.from_pylist(rows, schema=catalog.table(name).arrow_schema())
-                catalog.write_arrow(name, table, d)
-
     params = cleaning.CleaningParams("2026-03-01", caps={}, medians={})
     plan = build.plan_daily(days[1], L, set(days), set(), rebuild_from=days[0])
-    write_raw("view")
+    _write_raw({days[0]: "view", days[1]: "view"})
     build.build_user_daily(spark, plan, params, L)
     assert catalog.partitions("features.user_daily") == days
 
-    write_raw("teleport")
+    _write_raw({days[0]: "view", days[1]: "teleport"})
     assert build.build_user_daily(spark, plan, params, L) == 1  # the day-2 event is quarantined
     assert catalog.partitions("features.user_daily") == days[:1]
     log = catalog.read_pandas("quality.cleaning_log", days[1])
     steps = log[log["table_name"] == "raw.events"].groupby("step")["rows"].sum()  # one row per reason
     assert (steps["input"], steps["quarantine"], steps["output"]) == (1, 1, 0)
+
+
+def test_rerun_that_leaves_ds_without_rows_removes_its_old_partitions(platform_home, spark):
+    # The only event of the window (day 2) is a view, then turns out impossible (unknown type): on the rerun
+    # u1 has no activity in the 90 days, so ds has no user_daily, lifetime, window or feature row, and every
+    # partition of ds written by the first run must go rather than keep u1's stale rows.
+    ds = "2026-03-02"
+    written = ["features.user_daily", "features.user_lifetime", window_state.USERS_TABLE,
+               window_state.CATEGORIES_TABLE, "features.user_features"]
+    _write_raw({"2026-03-01": None, ds: "view"})
+    assert build.build_features(spark, ds).active_users == 1
+    assert [name for name in written if ds not in catalog.partitions(name)] == []
+
+    _write_raw({"2026-03-01": None, ds: "teleport"})
+    summary = build.build_features(spark, ds)
+    assert (summary.quarantined, summary.active_users) == (1, 0)
+    assert [name for name in written if ds in catalog.partitions(name)] == []
