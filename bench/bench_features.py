@@ -34,6 +34,7 @@ from pathlib import Path
 from bench import duckdb_mirror
 from bench.measure import (RESULT_PREFIX, Measured, latest_event_log, run_measured, spark_event_log_env,
                            summarize_event_log)
+from jobs.dates import shift
 from segments.settings import REPO_ROOT
 
 PYTHON = sys.executable
@@ -89,6 +90,21 @@ class Step:
 
 
 # --- workers (run in their own process by the orchestrator) -------------------------------------
+def worker_fit_params(ds: str) -> dict:
+    """Fit and store the cleaning parameters as of ds when none are stored (``jobs.build.load_params``), in
+    their own process: on a fresh seed they would otherwise be fitted inside the timed rebuild."""
+    started = time.monotonic()
+    from jobs import build
+    from jobs.session import build_spark
+    from segments import settings
+
+    stored = build.latest_params_ds(ds) is not None
+    spark = build_spark("bench-cleaning-params")
+    build.load_params(spark, ds, settings.load().late_data_days)
+    spark.stop()
+    return {"fitted": not stored, "seconds": round(time.monotonic() - started, 1)}
+
+
 def worker_spark_rebuild(first: str, last: str) -> dict:
     """Rebuild features.user_daily for every true day in [first, last] in one job, as a backfill does:
     the runner's own plan (jobs.build.plan_run with rebuild_from) and its cleaning + user_daily step."""
@@ -101,9 +117,7 @@ def worker_spark_rebuild(first: str, last: str) -> dict:
     session_s = time.monotonic() - started
     late_days = settings.load().late_data_days
     fit_start = time.monotonic()
-    # Fitted once and stored, as of the day before the last: between two weekly refits yesterday's run and
-    # today's (step (a)) use the same parameters, as in production, where a refit rebuilds the lookback.
-    params = build.load_params(spark, build.shift(last, -1), late_days)
+    params = build.load_params(spark, build.shift(last, -1), late_days)  # stored by worker_fit_params
     params_s = time.monotonic() - fit_start
     plan = build.plan_run(last, late_days, params.fit_ds, rebuild_from=first)
     job_start = time.monotonic()
@@ -316,6 +330,12 @@ def main_run(args: argparse.Namespace) -> int:
     step.done(f"{how}: {all_events:,} events in raw.events")
 
     step(f"(b) Spark: full rebuild of features.user_daily over {cfg.days} days (one job, new process)")
+    # Fitted once and stored, as of the day before the last: between two weekly refits yesterday's run and
+    # today's (step (a)) use the same parameters, as in production, where a refit rebuilds the lookback.
+    fit = run_measured([PYTHON, "-m", "bench.bench_features", "_fit_params", shift(cfg.dates[-1], -1)],
+                       cfg.env(), cfg.work / "logs" / "spark_fit_params.log").result
+    if fit["fitted"]:
+        print(f"      cleaning parameters fitted first, in their own process (untimed, {fit['seconds']}s)")
     rebuild, rebuild_log = spark_run(cfg, "spark_rebuild", [PYTHON, "-m", "bench.bench_features",
                                                            "_spark_rebuild", cfg.dates[0], cfg.dates[-1]])
     step.done(f"wall {rebuild.wall_s:.1f}s (Spark start {rebuild.result['session_s']}s, cleaning params "
@@ -414,6 +434,9 @@ def main_run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_fit_params":
+        print(RESULT_PREFIX + json.dumps(worker_fit_params(argv[1])), flush=True)
+        return 0
     if argv and argv[0] == "_spark_rebuild":
         print(RESULT_PREFIX + json.dumps(worker_spark_rebuild(argv[1], argv[2])), flush=True)
         return 0
