@@ -98,11 +98,12 @@ def worker_fit_params(ds: str) -> dict:
     from jobs.session import build_spark
     from segments import settings
 
-    stored = build.latest_params_ds(ds) is not None
+    if build.latest_params_ds(ds) is not None:
+        return {"fitted": False}
     spark = build_spark("bench-cleaning-params")
     build.load_params(spark, ds, settings.load().late_data_days)
     spark.stop()
-    return {"fitted": not stored, "seconds": round(time.monotonic() - started, 1)}
+    return {"fitted": True, "seconds": round(time.monotonic() - started, 1)}
 
 
 def worker_spark_rebuild(first: str, last: str) -> dict:

@@ -275,8 +275,9 @@ def _write_cleaning_log(rows: list[dict], owned: list[str]) -> int:
     return quarantined
 
 
-def _log_emptied(name: str, dates: list[str]) -> None:
-    for d in dates:
+def _write_dates(df: DataFrame, name: str, dates: list[str]) -> None:
+    """Replace the partitions of ``dates`` with the rows of ``df``, also by nothing (module docstring)."""
+    for d in catalog.write_spark_dates(df, name, dates):
         log.info("%s ds=%s: no rows any more, old partition removed", name, d)
 
 
@@ -370,15 +371,13 @@ def build_user_daily(spark: SparkSession, plan: DailyPlan, params: CleaningParam
                   for name in DAILY_INPUTS}
         daily = daily_frame(inputs, plan)
         users = summaries["raw.users"]
-        _, emptied, users_log = run_concurrently(
+        _, _, users_log = run_concurrently(
             lambda: catalog.write_spark(quarantine, "quality.quarantine"),
             # One file per day: without the repartition every shuffle partition writes a file into every
             # day it holds (64 x 90 small files after a rebuild), and each later window scan pays for them.
-            lambda: catalog.write_spark_dates(daily.repartition("ds"), "features.user_daily",
-                                              plan.build_days),
+            lambda: _write_dates(daily.repartition("ds"), "features.user_daily", plan.build_days),
             # raw.users is not part of user_daily: its log needs no observation of that write.
             lambda: _collect_log(cleaning.cleaning_log(users, users.output_counts), owned))
-        _log_emptied("features.user_daily", emptied)
         record_inputs(plan, params.fit_ds, late_days)
 
         schema = "ds string, output__all long"
@@ -407,8 +406,7 @@ def build_lifetime(spark: SparkSession, ds: str, late_days: int,
     previous = catalog.read_spark(spark, "features.user_lifetime", ds=base) if base else None
     daily = catalog.read_spark(spark, "features.user_daily", since=shift(base, 1) if base else None,
                                until=shift(ds, 1))
-    table = "features.user_lifetime"
-    _log_emptied(table, catalog.write_spark_dates(lifetime_states(previous, daily, dates), table, dates))
+    _write_dates(lifetime_states(previous, daily, dates), "features.user_lifetime", dates)
     return base
 
 
@@ -448,9 +446,8 @@ def build_window_state(spark: SparkSession, ds: str, late_days: int, first_rebui
     daily = catalog.read_spark(spark, "features.user_daily", since=start, until=shift(ds, 1))
     users, categories = window_state.window_states(daily, dates, holiday_dates(country, start, ds),
                                                    previous=previous, base_ds=base)
-    for table, rows in ((window_state.USERS_TABLE, users.withColumn("holiday_country", F.lit(country))),
-                        (window_state.CATEGORIES_TABLE, categories)):
-        _log_emptied(table, catalog.write_spark_dates(rows, table, dates))
+    _write_dates(users.withColumn("holiday_country", F.lit(country)), window_state.USERS_TABLE, dates)
+    _write_dates(categories, window_state.CATEGORIES_TABLE, dates)
     return base
 
 
@@ -489,9 +486,8 @@ def build_features(spark: SparkSession, ds: str, refit_params: bool = False,
     window = (catalog.read_spark(spark, window_state.USERS_TABLE, ds=ds),
               catalog.read_spark(spark, window_state.CATEGORIES_TABLE, ds=ds))
     features = user_features(daily, users.drop(cleaning.RAW_DS), lifetime, ds, window=window)
-    table = "features.user_features"
-    _log_emptied(table, catalog.write_spark_dates(features, table, [ds]))
-    active = catalog.read_spark(spark, table, ds=ds).count()
+    _write_dates(features, "features.user_features", [ds])
+    active = catalog.read_spark(spark, "features.user_features", ds=ds).count()
     return FeaturesSummary(ds=ds, daily_dates_built=plan.build_days, active_users=active,
                            missing_dates_filled=plan.missing_days, daily_dates_kept=plan.kept_days,
                            params_fit_ds=params.fit_ds,
