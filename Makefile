@@ -6,6 +6,8 @@ PYTHON ?= python3.11
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 UV_PIN := uv==0.13.9
 export UV_PYTHON_DOWNLOADS := never
+# Everything run from here is on a small machine: the Spark driver's JVM profile tuned for it (core/settings.py).
+export SEGMENTS_SPARK_PROFILE ?= small-machine
 JOB_ENV := .venv
 AIRFLOW_ENV := .venv-airflow
 PYTEST_JOB := $(JOB_ENV)/bin/python -m pytest -p no:cacheprovider
@@ -17,7 +19,7 @@ help:
 	@echo "make demo       install, seed a synthetic warehouse, train, run the daily DAG for 3 dates"
 	@echo "make test       install and run the whole test suite (needs PostgreSQL for the BI tests)"
 	@echo "make test-fast  unit tests + DAG parse tests (a couple of minutes)"
-	@echo "make install    create .venv (jobs), .venv-airflow (Airflow) from locks/, and the Spark class archive"
+	@echo "make install    create .venv (jobs) and .venv-airflow (Airflow) from locks/"
 	@echo "make lock       re-resolve requirements/*.in into locks/*.txt"
 	@echo "make bench-score scoring users/s inside Spark on a seeded 50k-user warehouse (USERS=n to change)"
 	@echo "make bench-features  feature stage, Spark vs DuckDB: daily run + full rebuild (N=200000 users, D=90 days)"
@@ -48,15 +50,7 @@ $(AIRFLOW_ENV)/.installed: locks/airflow.txt pyproject.toml | $(UV)
 	@$(UV) pip install -q --python $(AIRFLOW_ENV)/bin/python --no-deps -e .
 	@touch $@
 
-# The Spark driver's class archive (jobs/class_archive.py): built once, again when the job environment
-# changes. Jobs run without it (and start slower) if it cannot be built, so that is a warning, not an error.
-CLASS_ARCHIVE := $(or $(SEGMENTS_SPARK_CLASS_ARCHIVE),var/jvm/spark-classes.jsa)
-$(CLASS_ARCHIVE): $(JOB_ENV)/.installed
-	@echo "==> Spark driver class archive ($@): one small feature run (~1.5 min, once)"
-	@$(JOB_ENV)/bin/segments -q class-archive >/dev/null \
-		|| echo "warning: no Spark class archive; jobs run without it. Retry: .venv/bin/segments class-archive" >&2
-
-install: prereqs $(JOB_ENV)/.installed $(AIRFLOW_ENV)/.installed $(CLASS_ARCHIVE)
+install: prereqs $(JOB_ENV)/.installed $(AIRFLOW_ENV)/.installed
 	@# pyspark is built from an sdist; pruning keeps uv's cache from growing by ~1 GB per rebuild.
 	@$(UV) cache prune -q 2>/dev/null || true
 

@@ -35,11 +35,11 @@ from bench import duckdb_mirror
 from bench.measure import (RESULT_PREFIX, Measured, latest_event_log, run_measured, spark_event_log_env,
                            summarize_event_log)
 from jobs.dates import shift
-from segments.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 
 PYTHON = sys.executable
 CODE_ROOT = Path(__file__).resolve().parent.parent  # the checkout whose jobs/ are measured
-SEGMENTS = [PYTHON, "-m", "segments.cli"]  # the CLI of that checkout (not whichever is installed)
+SEGMENTS = [PYTHON, "-m", "app.cli"]  # the CLI of that checkout (not whichever is installed)
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def worker_fit_params(ds: str) -> dict:
     started = time.monotonic()
     from jobs import build
     from jobs.session import build_spark
-    from segments import settings
+    from core import settings
 
     if build.latest_params_ds(ds) is not None:
         return {"fitted": False}
@@ -112,8 +112,8 @@ def worker_spark_rebuild(first: str, last: str) -> dict:
     started = time.monotonic()
     from jobs import build
     from jobs.session import build_spark
-    from segments import catalog, settings
-
+    from core import warehouse
+    from core import settings
     spark = build_spark("bench-user-daily-rebuild")
     session_s = time.monotonic() - started
     late_days = settings.load().late_data_days
@@ -145,7 +145,7 @@ def stored_caps(warehouse: Path, ds: str) -> dict[str, float]:
 def worker_duckdb(home: str, read_partitions: list[str], build_days: list[str], out_dir: str,
                   threads: int) -> dict:
     """DuckDB computing user_daily for ``build_days`` from the raw partitions, written as Parquet."""
-    from segments import settings
+    from core import settings
 
     warehouse = Path(home) / "warehouse"
     caps = stored_caps(warehouse, build_days[-1])
@@ -224,7 +224,7 @@ def check(cfg: Config, label: str, duck_out: Path, dates: list[str]) -> dict:
 def daily_plan(cfg: Config, ds: str):
     """The runner's plan for ``segments features --ds`` on this warehouse (jobs.build.plan_run)."""
     from jobs import build
-    from segments import settings
+    from core import settings
 
     os.environ["SEGMENTS_HOME"] = str(cfg.home)  # catalog paths of the bench platform
     os.environ.pop("SEGMENTS_WAREHOUSE", None)

@@ -26,18 +26,18 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(*args: str) -> None:
-    cmd = [sys.executable, "-m", "segments.cli", "-q", *args]
+    cmd = [sys.executable, "-m", "app.cli", "-q", *args]
     print("  $ segments " + " ".join(args), flush=True)
     subprocess.run(cmd, check=True, cwd=REPO_ROOT)
 
 
 def prepare(users: int, days: int, ds: str, epochs: int) -> None:
     """Seed, build features for ds and train a champion, each only if missing."""
-    from segments import catalog
-    from segments.tracking import champion_version, configure_mlflow
+    from core import warehouse
+    from core.model_registry import champion_version, configure_mlflow
 
-    if ds not in catalog.partitions("features.user_features"):
-        if not catalog.partitions("raw.events"):
+    if ds not in warehouse.partitions("features.user_features"):
+        if not warehouse.partitions("raw.events"):
             _run("seed", "--users", str(users), "--days", str(days), "--end-date", ds)
         _run("features", "--ds", ds)
     configure_mlflow()
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from jobs.score import resolve_champion, score
     from jobs.session import build_spark
-    from segments import settings
+    from core import settings
 
     t0 = time.perf_counter()
     spark = build_spark("bench-score")

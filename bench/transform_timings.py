@@ -45,19 +45,19 @@ def main(argv: list[str] | None = None) -> int:
     from jobs import build, cleaning, window_state
     from jobs.features import LOOKBACK_DAYS, RECENT_DAYS, holiday_dates, user_features
     from jobs.session import build_spark
-    from segments import catalog, settings
-
+    from core import warehouse
+    from core import settings
     spark = build_spark("transform-timings")
     late_days = settings.load().late_data_days
     params = build.load_params(spark, args.ds, late_days)
-    raw_days = set(catalog.partitions("raw.events"))
+    raw_days = set(warehouse.partitions("raw.events"))
 
     def step_counts() -> None:
         raw = build.read_raw(spark, "raw.events", sorted(raw_days))
         cleaning.clean(raw, "raw.events", params, late_days).step_counts.collect()  # a few rows per partition
 
     def daily() -> None:
-        plan = build.plan_daily(args.ds, late_days, raw_days, set(catalog.partitions("features.user_daily")))
+        plan = build.plan_daily(args.ds, late_days, raw_days, set(warehouse.partitions("features.user_daily")))
         rows = build.clean_inputs(spark, plan, params, late_days)
         build.daily_frame({n: rows[n].rows for n in build.DAILY_INPUTS}, plan).write.format("noop").mode(
             "overwrite").save()
@@ -66,20 +66,20 @@ def main(argv: list[str] | None = None) -> int:
 
     def window() -> None:
         base = build.shift(args.ds, -1)
-        previous = tuple(catalog.read_spark(spark, name, ds=base) for name in state_tables)
+        previous = tuple(warehouse.read_spark(spark, name, ds=base) for name in state_tables)
         start = build.shift(base, 1 - LOOKBACK_DAYS)
-        daily = catalog.read_spark(spark, "features.user_daily", since=start, until=build.shift(args.ds, 1))
+        daily = warehouse.read_spark(spark, "features.user_daily", since=start, until=build.shift(args.ds, 1))
         holidays = holiday_dates(settings.load().holiday_country, start, args.ds)
         for state in window_state.window_states(daily, [args.ds], holidays, previous=previous, base_ds=base):
             state.write.format("noop").mode("overwrite").save()
 
     def features() -> None:
         since = build.window_dates(args.ds, RECENT_DAYS)[0]
-        recent = catalog.read_spark(spark, "features.user_daily", since=since, until=build.shift(args.ds, 1))
-        users = cleaning.clean(catalog.read_spark(spark, "raw.users", ds=args.ds), "raw.users", params,
+        recent = warehouse.read_spark(spark, "features.user_daily", since=since, until=build.shift(args.ds, 1))
+        users = cleaning.clean(warehouse.read_spark(spark, "raw.users", ds=args.ds), "raw.users", params,
                                late_days).rows.drop(cleaning.RAW_DS)
-        lifetime = catalog.read_spark(spark, "features.user_lifetime", ds=args.ds)
-        state = tuple(catalog.read_spark(spark, name, ds=args.ds) for name in state_tables)
+        lifetime = warehouse.read_spark(spark, "features.user_lifetime", ds=args.ds)
+        state = tuple(warehouse.read_spark(spark, name, ds=args.ds) for name in state_tables)
         out = user_features(recent, users, lifetime, args.ds, window=state)
         out.write.format("noop").mode("overwrite").save()
 

@@ -14,8 +14,8 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import Asset
 
-from segments import settings as settings_mod
-from segments.settings import REPO_ROOT
+from core import settings as settings_mod
+from core.settings import REPO_ROOT
 
 SETTINGS = settings_mod.load()
 JOB_PYTHON = str(SETTINGS.job_python)
@@ -56,8 +56,8 @@ def spark_stage(task_id: str, *args: str, outlets: list[Asset] | None = None) ->
             "spark.pyspark.python": JOB_PYTHON,
             "spark.pyspark.driver.python": JOB_PYTHON,
             "spark.sql.session.timeZone": "UTC",
-            **({"spark.driver.extraJavaOptions": SETTINGS.driver_java_options}
-               if SETTINGS.driver_java_options else {}),
+            **({"spark.driver.extraJavaOptions": SETTINGS.spark_java_options}
+               if SETTINGS.spark_java_options else {}),
         },
         # The job env's spark-submit comes first on PATH; its Python runs the driver and workers.
         env_vars={

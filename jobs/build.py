@@ -49,7 +49,7 @@ there is none, or with ``refit_params`` (the training DAG), they are fitted on t
 ``[ds-89, ds]`` and stored under ds.
 
 Reruns replace: every partition a run rebuilds is replaced, also by nothing: a date that has no row any
-more (all its rows quarantined, no active user left) loses its old partition (``catalog.write_spark_dates``).
+more (all its rows quarantined, no active user left) loses its old partition (``warehouse.write_spark_dates``).
 
 Quality: ``quality.quarantine`` and ``quality.cleaning_log`` are rewritten for each raw partition whose
 true day the run rebuilds (per raw partition ds, so reruns replace rather than add).
@@ -74,8 +74,9 @@ from jobs.cleaning import CleaningParams
 from jobs.dates import shift
 from jobs.features import LOOKBACK_DAYS, RECENT_DAYS, holiday_dates, user_daily, user_features
 from jobs.lifetime import lifetime_states
-from segments import catalog
-from segments import settings as settings_mod
+from core import tables
+from core import warehouse
+from core import settings as settings_mod
 
 log = logging.getLogger(__name__)
 
@@ -167,19 +168,19 @@ def plan_run(ds: str, late_days: int, params_fit_ds: str, rebuild_from: str | No
     whose recorded inputs (``INPUTS_TABLE``, same cleaning parameters and lookback) are unchanged.
 
     Only the few raw partitions that appeared since a day was built are read here, one timestamp column,
-    streamed (``catalog.timestamp_days``).
+    streamed (``warehouse.timestamp_days``).
     """
-    raw = {name: set(catalog.partitions(name)) for name in DAILY_INPUTS}
-    recorded_days = set(catalog.partitions(INPUTS_TABLE))
+    raw = {name: set(warehouse.partitions(name)) for name in DAILY_INPUTS}
+    recorded_days = set(warehouse.partitions(INPUTS_TABLE))
 
     @functools.cache
     def fingerprint(key: Input) -> str:
-        return catalog.partition_fingerprint(*key)
+        return warehouse.partition_fingerprint(*key)
 
     @functools.cache
     def days_in(key: Input) -> frozenset[str]:
         name, raw_ds = key
-        return frozenset(catalog.timestamp_days(name, raw_ds, cleaning.SPECS[name].timestamp))
+        return frozenset(warehouse.timestamp_days(name, raw_ds, cleaning.SPECS[name].timestamp))
 
     def current(day: str) -> dict[Input, str]:
         return {(name, p): fingerprint((name, p)) for name in DAILY_INPUTS for p in raw_window(day, late_days)
@@ -188,7 +189,7 @@ def plan_run(ds: str, late_days: int, params_fit_ds: str, rebuild_from: str | No
     def recorded(day: str) -> dict[Input, str] | None:
         if day not in recorded_days:
             return None
-        rows = catalog.read_arrow(INPUTS_TABLE, day).to_pylist()
+        rows = warehouse.read_arrow(INPUTS_TABLE, day).to_pylist()
         if any((r["params_fit_ds"], r["late_days"]) != (params_fit_ds, late_days) for r in rows):
             return None  # other cleaning parameters or lookback: rebuilt
         return {(r["raw_table"], r["raw_ds"]): r["fingerprint"] for r in rows}
@@ -196,7 +197,7 @@ def plan_run(ds: str, late_days: int, params_fit_ds: str, rebuild_from: str | No
     def up_to_date(day: str) -> bool:
         return inputs_unchanged(recorded(day), current(day), lambda key: day in days_in(key))
 
-    plan = plan_daily(ds, late_days, raw["raw.events"], set(catalog.partitions("features.user_daily")),
+    plan = plan_daily(ds, late_days, raw["raw.events"], set(warehouse.partitions("features.user_daily")),
                       rebuild_from, up_to_date=up_to_date)
     read = {(name, p): fingerprint((name, p)) for name in DAILY_INPUTS for p in plan.read_partitions
             if p in raw[name]}
@@ -206,23 +207,23 @@ def plan_run(ds: str, late_days: int, params_fit_ds: str, rebuild_from: str | No
 def record_inputs(plan: DailyPlan, params_fit_ds: str, late_days: int) -> None:
     """Record, per built day, the raw partitions (fingerprints from the plan) it was built from; written
     after its user_daily, so a run that fails in between leaves an older record and the day is rebuilt."""
-    schema = catalog.table(INPUTS_TABLE).arrow_schema()
+    schema = tables.table(INPUTS_TABLE).arrow_schema()
     for day in plan.build_days:
         window = set(raw_window(day, late_days))
         rows = [{"raw_table": name, "raw_ds": raw_ds, "fingerprint": fingerprint,
                  "params_fit_ds": params_fit_ds, "late_days": late_days}
                 for (name, raw_ds), fingerprint in sorted(plan.fingerprints.items()) if raw_ds in window]
-        catalog.write_arrow(INPUTS_TABLE, pa.Table.from_pylist(rows, schema=schema), day)
+        warehouse.write_arrow(INPUTS_TABLE, pa.Table.from_pylist(rows, schema=schema), day)
 
 
 def read_raw(spark: SparkSession, name: str, partitions: list[str]) -> DataFrame:
     """Raw rows of exactly these partitions (a partition filter: Spark lists only those directories)."""
-    return catalog.read_spark(spark, name).where(F.col(catalog.PARTITION_COLUMN).isin(partitions))
+    return warehouse.read_spark(spark, name).where(F.col(tables.PARTITION_COLUMN).isin(partitions))
 
 
 def latest_params_ds(ds: str) -> str | None:
     """The fit date of the stored cleaning parameters a run for ds uses (the latest on or before ds)."""
-    fitted = [p for p in catalog.partitions(PARAMS_TABLE) if p <= ds]
+    fitted = [p for p in warehouse.partitions(PARAMS_TABLE) if p <= ds]
     return fitted[-1] if fitted else None
 
 
@@ -230,16 +231,16 @@ def load_params(spark: SparkSession, ds: str, late_days: int, refit: bool = Fals
     """The stored cleaning parameters for ds; fitted (and stored under ds) when none exist or on refit."""
     fit_ds = latest_params_ds(ds)
     if fit_ds is not None and not refit:
-        return CleaningParams.from_rows(fit_ds, catalog.read_arrow(PARAMS_TABLE, fit_ds).to_pylist())
-    window = sorted(set(window_dates(ds)) & set(catalog.partitions("raw.events")))
+        return CleaningParams.from_rows(fit_ds, warehouse.read_arrow(PARAMS_TABLE, fit_ds).to_pylist())
+    window = sorted(set(window_dates(ds)) & set(warehouse.partitions("raw.events")))
     if not window:
-        raise catalog.TableNotFound(f"raw.events has no partition in the 90 days up to ds={ds} to fit "
+        raise warehouse.TableNotFound(f"raw.events has no partition in the 90 days up to ds={ds} to fit "
                                     "cleaning parameters on")
     tables = {"raw.events": read_raw(spark, "raw.events", window),
-              "raw.users": catalog.read_spark(spark, "raw.users", ds=ds)}
+              "raw.users": warehouse.read_spark(spark, "raw.users", ds=ds)}
     rows = cleaning.fit_params(tables, late_days, window_start=window[0])
-    schema = catalog.table(PARAMS_TABLE).arrow_schema()
-    catalog.write_arrow(PARAMS_TABLE, pa.Table.from_pylist(rows, schema=schema), ds)
+    schema = tables.table(PARAMS_TABLE).arrow_schema()
+    warehouse.write_arrow(PARAMS_TABLE, pa.Table.from_pylist(rows, schema=schema), ds)
     for r in rows:
         log.info("cleaning params fit ds=%s (raw %s .. %s): %s.%s %s q=%s -> %s", ds, window[0], ds,
                  r["table_name"], r["column_name"], r["param"], r["quantile"], r["value"])
@@ -257,16 +258,16 @@ def _write_cleaning_log(rows: list[dict], owned: list[str]) -> int:
     quarantined."""
     order = {step: i for i, step in enumerate(cleaning.STEP_ORDER)}
     rows.sort(key=lambda r: (r["ds"], r["table_name"], order.get(r["step"], 99)))
-    log_schema = catalog.table("quality.cleaning_log").arrow_schema()
+    log_schema = tables.table("quality.cleaning_log").arrow_schema()
     quarantined = 0
     for ds in owned:
         mine = [r for r in rows if r["ds"] == ds]
-        catalog.write_arrow("quality.cleaning_log", pa.Table.from_pylist(mine, schema=log_schema), ds)
+        warehouse.write_arrow("quality.cleaning_log", pa.Table.from_pylist(mine, schema=log_schema), ds)
         here = sum(r["rows"] for r in mine if r["step"] == "quarantine")
         quarantined += here
         if here == 0:  # the Spark write replaces only partitions that have rows: clear stale ones
-            empty = catalog.table("quality.quarantine").arrow_schema().empty_table()
-            catalog.write_arrow("quality.quarantine", empty, ds)
+            empty = tables.table("quality.quarantine").arrow_schema().empty_table()
+            warehouse.write_arrow("quality.quarantine", empty, ds)
         for table_name in sorted({r["table_name"] for r in mine}):
             steps = [f"{r['step']} {r['detail'] if r['step'] == 'quarantine' else r['column_name']}"
                      f"={r['rows']}"
@@ -277,7 +278,7 @@ def _write_cleaning_log(rows: list[dict], owned: list[str]) -> int:
 
 def _write_dates(df: DataFrame, name: str, dates: list[str]) -> None:
     """Replace the partitions of ``dates`` with the rows of ``df``, also by nothing (module docstring)."""
-    for d in catalog.write_spark_dates(df, name, dates):
+    for d in warehouse.write_spark_dates(df, name, dates):
         log.info("%s ds=%s: no rows any more, old partition removed", name, d)
 
 
@@ -348,7 +349,7 @@ def build_user_daily(spark: SparkSession, plan: DailyPlan, params: CleaningParam
        cleaning log) are observed on the way (``observe``).
 
     The quarantine write, the user_daily write and the raw.users log run at once (``run_concurrently``).
-    A built day left with no user_daily row loses its old partition (``catalog.write_spark_dates``). Only
+    A built day left with no user_daily row loses its old partition (``warehouse.write_spark_dates``). Only
     raw.users (not part of user_daily) is deduplicated a second time, for its log.
     """
     owned = plan.build_days  # raw partitions whose quality rows this run owns (same dates as the true days)
@@ -372,7 +373,7 @@ def build_user_daily(spark: SparkSession, plan: DailyPlan, params: CleaningParam
         daily = daily_frame(inputs, plan)
         users = summaries["raw.users"]
         _, _, users_log = run_concurrently(
-            lambda: catalog.write_spark(quarantine, "quality.quarantine"),
+            lambda: warehouse.write_spark(quarantine, "quality.quarantine"),
             # One file per day: without the repartition every shuffle partition writes a file into every
             # day it holds (64 x 90 small files after a rebuild), and each later window scan pays for them.
             lambda: _write_dates(daily.repartition("ds"), "features.user_daily", plan.build_days),
@@ -399,12 +400,12 @@ def build_lifetime(spark: SparkSession, ds: str, late_days: int,
     """
     dates = window_dates(ds, late_days + 1)
     before = min(dates[0], first_rebuilt or dates[0])
-    earlier = [p for p in catalog.partitions("features.user_lifetime") if p < before]
+    earlier = [p for p in warehouse.partitions("features.user_lifetime") if p < before]
     base = earlier[-1] if earlier else None
     if base is None:  # from scratch: also store ds-L-1 (final already), so that the next run is incremental
         dates = window_dates(ds, late_days + 2)
-    previous = catalog.read_spark(spark, "features.user_lifetime", ds=base) if base else None
-    daily = catalog.read_spark(spark, "features.user_daily", since=shift(base, 1) if base else None,
+    previous = warehouse.read_spark(spark, "features.user_lifetime", ds=base) if base else None
+    daily = warehouse.read_spark(spark, "features.user_daily", since=shift(base, 1) if base else None,
                                until=shift(ds, 1))
     _write_dates(lifetime_states(previous, daily, dates), "features.user_lifetime", dates)
     return base
@@ -412,7 +413,7 @@ def build_lifetime(spark: SparkSession, ds: str, late_days: int,
 
 def _state_country(ds: str) -> str | None:
     """The holiday country a stored window state was built for (None: mixed or empty)."""
-    countries = catalog.read_arrow(window_state.USERS_TABLE, ds, ["holiday_country"]).column(0).unique()
+    countries = warehouse.read_arrow(window_state.USERS_TABLE, ds, ["holiday_country"]).column(0).unique()
     return countries[0].as_py() if len(countries) == 1 else None
 
 
@@ -430,8 +431,8 @@ def build_window_state(spark: SparkSession, ds: str, late_days: int, first_rebui
     country = settings_mod.load().holiday_country
     dates = sorted({shift(ds, -late_days), ds})
     before = min(dates[0], first_rebuilt or dates[0])
-    stored = set(catalog.partitions(window_state.USERS_TABLE)) & set(
-        catalog.partitions(window_state.CATEGORIES_TABLE))
+    stored = set(warehouse.partitions(window_state.USERS_TABLE)) & set(
+        warehouse.partitions(window_state.CATEGORIES_TABLE))
     earlier = sorted(p for p in stored if shift(ds, -LOOKBACK_DAYS) < p < before)
     base = earlier[-1] if earlier else None
     if base is not None and _state_country(base) != country:
@@ -441,9 +442,9 @@ def build_window_state(spark: SparkSession, ds: str, late_days: int, first_rebui
     if base is None:  # from scratch: also store ds-L-1 (final already), the base of the next run
         dates = [shift(ds, -late_days - 1), *dates]
     start = shift(base or dates[0], 1 - LOOKBACK_DAYS)  # the oldest day the update may read
-    previous = None if base is None else (catalog.read_spark(spark, window_state.USERS_TABLE, ds=base),
-                                          catalog.read_spark(spark, window_state.CATEGORIES_TABLE, ds=base))
-    daily = catalog.read_spark(spark, "features.user_daily", since=start, until=shift(ds, 1))
+    previous = None if base is None else (warehouse.read_spark(spark, window_state.USERS_TABLE, ds=base),
+                                          warehouse.read_spark(spark, window_state.CATEGORIES_TABLE, ds=base))
+    daily = warehouse.read_spark(spark, "features.user_daily", since=start, until=shift(ds, 1))
     users, categories = window_state.window_states(daily, dates, holiday_dates(country, start, ds),
                                                    previous=previous, base_ds=base)
     _write_dates(users.withColumn("holiday_country", F.lit(country)), window_state.USERS_TABLE, dates)
@@ -455,9 +456,9 @@ def build_features(spark: SparkSession, ds: str, refit_params: bool = False,
                    rebuild_from: str | None = None) -> FeaturesSummary:
     """Clean, rebuild user_daily [ds-L, ds] (+ missing window days), lifetime [ds-L, ds], user_features ds."""
     late_days = settings_mod.load().late_data_days
-    raw_days = set(catalog.partitions("raw.events"))
+    raw_days = set(warehouse.partitions("raw.events"))
     if ds not in raw_days:
-        raise catalog.TableNotFound(f"raw.events has no partition ds={ds}")
+        raise warehouse.TableNotFound(f"raw.events has no partition ds={ds}")
     params = load_params(spark, ds, late_days, refit=refit_params)
     plan = plan_run(ds, late_days, params.fit_ds, rebuild_from)
     if plan.missing_days:
@@ -479,15 +480,15 @@ def build_features(spark: SparkSession, ds: str, refit_params: bool = False,
     log.info("features.user_window up to %s: %s", ds,
              f"updated from the state of {window_base}" if window_base else "rebuilt from scratch")
 
-    daily = catalog.read_spark(spark, "features.user_daily", since=window_dates(ds, RECENT_DAYS)[0],
+    daily = warehouse.read_spark(spark, "features.user_daily", since=window_dates(ds, RECENT_DAYS)[0],
                                until=shift(ds, 1))
-    users = cleaning.clean(catalog.read_spark(spark, "raw.users", ds=ds), "raw.users", params, late_days).rows
-    lifetime = catalog.read_spark(spark, "features.user_lifetime", ds=ds)
-    window = (catalog.read_spark(spark, window_state.USERS_TABLE, ds=ds),
-              catalog.read_spark(spark, window_state.CATEGORIES_TABLE, ds=ds))
+    users = cleaning.clean(warehouse.read_spark(spark, "raw.users", ds=ds), "raw.users", params, late_days).rows
+    lifetime = warehouse.read_spark(spark, "features.user_lifetime", ds=ds)
+    window = (warehouse.read_spark(spark, window_state.USERS_TABLE, ds=ds),
+              warehouse.read_spark(spark, window_state.CATEGORIES_TABLE, ds=ds))
     features = user_features(daily, users.drop(cleaning.RAW_DS), lifetime, ds, window=window)
     _write_dates(features, "features.user_features", [ds])
-    active = catalog.read_spark(spark, "features.user_features", ds=ds).count()
+    active = warehouse.read_spark(spark, "features.user_features", ds=ds).count()
     return FeaturesSummary(ds=ds, daily_dates_built=plan.build_days, active_users=active,
                            missing_dates_filled=plan.missing_days, daily_dates_kept=plan.kept_days,
                            params_fit_ds=params.fit_ds,

@@ -9,7 +9,7 @@ declared once, as data, in ``SPECS`` below, and applied in this order to every r
    the day of the raw partition holding it, ``late_beyond_lookback`` = it arrived more than
    ``SEGMENTS_LATE_DATA_DAYS`` days after its day, ...). They go to ``quality.quarantine`` with the row
    as JSON and are never used.
-3. **impute** missing attributes: categoricals -> ``"unknown"`` (``segments.catalog.UNKNOWN``); numeric
+3. **impute** missing attributes: categoricals -> ``"unknown"`` (``core.tables.UNKNOWN``); numeric
    attributes (``raw.users.birth_year``) -> the median *stored* in ``features.cleaning_params``.
 4. **winsorise** price, quantity and dwell_seconds at an upper quantile (99.9% price and quantity,
    99.5% dwell: dwell has the longest legitimate tail, tabs left open) fitted on the training window and
@@ -35,7 +35,7 @@ from typing import Mapping
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from segments.catalog import UNKNOWN
+from core.tables import UNKNOWN
 
 DROP, IMPUTE_UNKNOWN, IMPUTE_MEDIAN = "drop", "unknown", "median"
 EVENT_TYPES = ("view", "search", "add_to_cart", "remove_from_cart", "purchase")

@@ -2,7 +2,7 @@
 
 The transforms are ``DataFrame -> DataFrame`` functions (no session, no paths, no UDFs). Cleaning lives in
 ``jobs.cleaning``, the lifetime state in ``jobs.lifetime``, and ``jobs.build`` is the thin runner. Every
-feature is declared (name, family, unit, window, description) in ``segments.feature_catalog``;
+feature is declared (name, family, unit, window, description) in ``core.feature_catalog``;
 ``docs/features.md`` is generated from it.
 
 Policies:
@@ -35,9 +35,9 @@ from pyspark.sql import functions as F
 from jobs.dates import shift
 from jobs.lifetime import lifetime_states
 from jobs.window_state import WINDOW_DAYS, window_states
-from segments.catalog import UNKNOWN
-from segments.errors import PlatformError
-from segments.feature_catalog import (
+from core.tables import UNKNOWN
+from core.errors import PlatformError
+from core.feature_catalog import (
     AGE_BUCKETS,
     DAYPARTS,
     DEVICE_WINDOW,
@@ -47,7 +47,7 @@ from segments.feature_catalog import (
     SEQUENCE_SOURCES,
     TREND_RECENT_DAYS,
 )
-from segments.settings import FEATURE_WINDOWS, SEQUENCE_DAYS
+from core.settings import FEATURE_WINDOWS, SEQUENCE_DAYS
 
 LOOKBACK_DAYS = max(FEATURE_WINDOWS)  # 90: the longest window, kept as a rolling state (jobs.window_state)
 # The shorter windows are summed from the user_daily rows of the last RECENT_DAYS days (30).
@@ -171,7 +171,7 @@ def user_features(
     holiday_country: str | None = None,
     window: tuple[DataFrame, DataFrame] | None = None,
 ) -> DataFrame:
-    """Per active user as of ``ds``: every feature of ``segments.feature_catalog.FEATURES``.
+    """Per active user as of ``ds``: every feature of ``core.feature_catalog.FEATURES``.
 
     ``window``: the rolling 90-day state of ds (``features.user_window`` and ``features.user_category_window``
     rows, ``jobs.window_state``); ``daily`` must then hold the last ``RECENT_DAYS`` days (more is ignored).
@@ -181,7 +181,7 @@ def user_features(
     ``holiday_country`` defaults to ``SEGMENTS_HOLIDAY_COUNTRY``.
     """
     if holiday_country is None:
-        from segments import settings as settings_mod
+        from core import settings as settings_mod
 
         holiday_country = settings_mod.load().holiday_country
     as_of = F.to_date(F.lit(ds))

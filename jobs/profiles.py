@@ -5,8 +5,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from segments import catalog
-
+from core import warehouse
 # Profile column -> feature it averages (declared in the catalog's segments.segment_profiles).
 PROFILE_MEANS = {
     "avg_recency_days": "recency_days",
@@ -33,7 +32,7 @@ def segment_profiles(segments: DataFrame, features: DataFrame) -> DataFrame:
 
 def build_profiles(spark: SparkSession, ds: str) -> int:
     """Write segments.segment_profiles for ds; returns the number of segments."""
-    segments = catalog.read_spark(spark, "segments.user_segments", ds=ds)
-    features = catalog.read_spark(spark, "features.user_features", ds=ds)
-    catalog.write_spark(segment_profiles(segments, features), "segments.segment_profiles")
-    return catalog.read_spark(spark, "segments.segment_profiles", ds=ds).count()
+    segments = warehouse.read_spark(spark, "segments.user_segments", ds=ds)
+    features = warehouse.read_spark(spark, "features.user_features", ds=ds)
+    warehouse.write_spark(segment_profiles(segments, features), "segments.segment_profiles")
+    return warehouse.read_spark(spark, "segments.segment_profiles", ds=ds).count()

@@ -19,16 +19,18 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from segments import catalog
-from segments import settings as settings_mod
-from segments.errors import PlatformError
+from core import tables
+
+from core import warehouse
+from core import settings as settings_mod
+from core.errors import PlatformError
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "segments"
 # Published columns; their types come from the catalog declarations.
 USER_SEGMENT_COLUMNS = ["user_id", "segment_id", "segment_name", "confidence", "model_name", "model_version"]
-PROFILE_COLUMNS = catalog.table("segments.segment_profiles").column_names
+PROFILE_COLUMNS = tables.table("segments.segment_profiles").column_names
 
 _SQL_TYPES = {
     "string": "VARCHAR",
@@ -53,13 +55,13 @@ class PublishSummary:
 
 
 def _ddl(table_name: str, columns: list[str]) -> str:
-    types = dict(catalog.table(table_name).columns)
+    types = dict(tables.table(table_name).columns)
     return ", ".join(f"{c} {_SQL_TYPES[types[c]]}" for c in columns) + ", ds VARCHAR NOT NULL"
 
 
 def _load(ds: str) -> tuple[pa.Table, pa.Table]:
-    labels = catalog.read_arrow("segments.user_segments", ds, USER_SEGMENT_COLUMNS + ["ds"])
-    profiles = catalog.read_arrow("segments.segment_profiles", ds, PROFILE_COLUMNS + ["ds"])
+    labels = warehouse.read_arrow("segments.user_segments", ds, USER_SEGMENT_COLUMNS + ["ds"])
+    profiles = warehouse.read_arrow("segments.segment_profiles", ds, PROFILE_COLUMNS + ["ds"])
     return labels, profiles
 
 

@@ -24,10 +24,12 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
-from segments import catalog
-from segments import settings as settings_mod
-from segments.errors import PlatformError
-from segments.settings import REPO_ROOT
+from core import tables
+
+from core import warehouse
+from core import settings as settings_mod
+from core.errors import PlatformError
+from core.settings import REPO_ROOT
 
 log = logging.getLogger(__name__)
 
@@ -177,12 +179,12 @@ def validate(table_name: str, ds: str, engine: Engine = "spark", spark: "SparkSe
     if engine == "spark":
         if spark is None:
             raise ValueError("the spark engine needs a SparkSession")
-        df = catalog.read_spark(spark, table_name, ds=ds)
+        df = warehouse.read_spark(spark, table_name, ds=ds)
         empty = df.isEmpty()
     else:
         try:
-            df = catalog.read_pandas(table_name, ds)
-        except catalog.TableNotFound:
+            df = warehouse.read_pandas(table_name, ds)
+        except warehouse.TableNotFound:
             df = None
         empty = df is None or df.empty
     if empty:
@@ -201,8 +203,8 @@ def record(outcome: ValidationOutcome) -> None:
     """Upsert this table's row in quality.validation_results for ds (other tables' rows are kept)."""
     name = "quality.validation_results"
     try:
-        existing = catalog.read_arrow(name, outcome.ds).to_pylist()
-    except catalog.TableNotFound:
+        existing = warehouse.read_arrow(name, outcome.ds).to_pylist()
+    except warehouse.TableNotFound:
         existing = []
     rows = [r for r in existing if r["table_name"] != outcome.table]
     rows.append(
@@ -216,4 +218,4 @@ def record(outcome: ValidationOutcome) -> None:
             "summary": outcome.message(),
         }
     )
-    catalog.write_arrow(name, pa.Table.from_pylist(rows, schema=catalog.table(name).arrow_schema()), outcome.ds)
+    warehouse.write_arrow(name, pa.Table.from_pylist(rows, schema=tables.table(name).arrow_schema()), outcome.ds)

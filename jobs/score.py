@@ -17,11 +17,13 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from segments import catalog
-from segments import settings as settings_mod
-from segments.errors import PlatformError
+from core import tables
 
-_OUTPUT = catalog.table("segments.user_segments")
+from core import warehouse
+from core import settings as settings_mod
+from core.errors import PlatformError
+
+_OUTPUT = tables.table("segments.user_segments")
 _PREDICTION_COLUMNS = ["user_id", "segment_id", "segment_name", "confidence", "probabilities"]
 
 
@@ -128,7 +130,7 @@ def resolve_champion(ds: str) -> Champion:
     Cheap (registry + MLmodel file + Parquet footer): the CLI calls it before building a Spark session,
     so a missing champion or a contract change fails in seconds with the columns named.
     """
-    from segments.tracking import champion_version, check_model_schema, configure_mlflow
+    from core.model_registry import champion_version, check_model_schema, configure_mlflow
 
     s = settings_mod.load()
     configure_mlflow()
@@ -149,13 +151,13 @@ def score(spark: SparkSession, ds: str, champion: Champion | None = None) -> Sco
     s = settings_mod.load()
     champion = champion or resolve_champion(ds)
     model_dir = local_model_dir(champion.uri, f"{s.model_name}-v{champion.version}")
-    features = catalog.read_spark(spark, "features.user_features", ds=ds).drop("ds")  # not a model input
+    features = warehouse.read_spark(spark, "features.user_features", ds=ds).drop("ds")  # not a model input
     scored = score_users(features, model_dir).select(
         "*",
         F.lit(s.model_name).alias("model_name"),
         F.lit(champion.version).alias("model_version"),
         F.lit(ds).alias("ds"),
     )
-    catalog.write_spark(scored, "segments.user_segments")
-    users = catalog.read_spark(spark, "segments.user_segments", ds=ds).count()
+    warehouse.write_spark(scored, "segments.user_segments")
+    users = warehouse.read_spark(spark, "segments.user_segments", ds=ds).count()
     return ScoreSummary(ds=ds, users=users, model_name=s.model_name, model_version=champion.version)

@@ -7,7 +7,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from segments import settings as settings_mod
+from core import settings as settings_mod
 
 
 def build_spark(app_name: str = "segments") -> SparkSession:
@@ -45,8 +45,8 @@ def build_spark(app_name: str = "segments") -> SparkSession:
     # (Airflow's Spark connection and the DAG's conf) owns master, memory and JVM options.
     if not os.environ.get("PYSPARK_GATEWAY_PORT"):
         builder = builder.master(s.spark_master).config("spark.driver.memory", s.spark_driver_memory)
-        if s.driver_java_options:
-            builder = builder.config("spark.driver.extraJavaOptions", s.driver_java_options)
+        if s.spark_java_options:
+            builder = builder.config("spark.driver.extraJavaOptions", s.spark_java_options)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark

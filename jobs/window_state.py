@@ -29,8 +29,9 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from jobs.dates import shift
-from segments import catalog
-from segments.feature_catalog import DAYPARTS
+from core import tables
+from core import warehouse
+from core.feature_catalog import DAYPARTS
 
 WINDOW_DAYS = 90  # = jobs.features.LOOKBACK_DAYS, the longest feature window (asserted there)
 USERS_TABLE, CATEGORIES_TABLE = "features.user_window", "features.user_category_window"
@@ -62,13 +63,13 @@ def _day_values(daily: DataFrame, holidays: list[str]) -> dict[str, Column]:
 
 def _sum_columns() -> list[str]:
     """The sums of ``USERS_TABLE``, in storage order."""
-    return [c for c in catalog.table(USERS_TABLE).column_names
+    return [c for c in tables.table(USERS_TABLE).column_names
             if c not in ("user_id", "holiday_country", *_LATEST)]
 
 
 def _exact(column: str) -> Column:
     """A stored sum read back for adding: doubles back to the exact decimal they were written from."""
-    typ = dict(catalog.table(USERS_TABLE).columns)[column]
+    typ = dict(tables.table(USERS_TABLE).columns)[column]
     return F.col(column).cast(_EXACT if typ == "double" else "long")
 
 
@@ -106,7 +107,7 @@ def window_states(daily: DataFrame, dates: list[str], holidays: list[str], *,
     ``previous``: the stored states of ``base_ds`` (before every date), or None to build from scratch.
     ``daily``: user_daily rows; only the days entering and leaving the window are read (from scratch also
     the window of the first date). ``holidays``: the holiday dates of the country the state is for.
-    Sums come out as longs and decimals (``catalog.conform`` stores them), without ``holiday_country``.
+    Sums come out as longs and decimals (``warehouse.conform`` stores them), without ``holiday_country``.
     Updates come out partitioned by ds.
     """
     dates = sorted(dates)

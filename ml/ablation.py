@@ -60,7 +60,7 @@ def run_ablation(
     """One row per method (plus '<default> + N-seed ensemble' when ``ensemble`` > 1)."""
     from ml.evaluation import load_personas
     from ml.train import check_users, load_features, prepare
-    from segments import settings as settings_mod
+    from core import settings as settings_mod
 
     s = settings_mod.load()
     epochs = s.train_epochs if epochs is None else int(epochs)

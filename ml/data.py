@@ -3,7 +3,7 @@
 Pure numpy/pandas. The fitted ``Preprocessor`` is a small JSON-serialisable object stored inside the model,
 so scoring applies exactly the transformation the model was trained with. This module must stay importable
 without the ``segments`` package (it is shipped in the model's code_paths): the feature contract is read
-from ``segments.catalog`` only when fitting.
+from ``core.feature_catalog`` only when fitting.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ _MAX_VOCAB = 30  # per categorical column; rarer values fall into 'unknown'
 
 
 def _contract() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], int]:
-    from segments.catalog import CATEGORICAL_FEATURES, NUMERIC_FEATURES, SEQUENCE_CHANNELS
-    from segments.settings import SEQUENCE_DAYS
+    from core.feature_catalog import CATEGORICAL_FEATURES, NUMERIC_FEATURES, SEQUENCE_CHANNELS
+    from core.settings import SEQUENCE_DAYS
 
     return NUMERIC_FEATURES, CATEGORICAL_FEATURES, SEQUENCE_CHANNELS, SEQUENCE_DAYS
 

@@ -75,7 +75,7 @@ def apply_mapping(labels: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
 
 def load_personas() -> pd.DataFrame | None:
     """user_id -> persona from the synthetic generator, or None on real data (table absent)."""
-    from segments.catalog import TableNotFound, read_pandas
+    from core.warehouse import TableNotFound, read_pandas
 
     try:
         personas = read_pandas("eval.planted_personas")

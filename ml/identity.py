@@ -38,7 +38,7 @@ MAX_NAME_DISTANCE = 1.0
 # --- profiles --------------------------------------------------------------------------------------
 def identity_features(columns: Sequence[str]) -> list[str]:
     """The fixed profile features: the contract's numeric features present in ``columns``, contract order."""
-    from segments.catalog import NUMERIC_FEATURES
+    from core.feature_catalog import NUMERIC_FEATURES
 
     present = set(columns)
     return [c for c in NUMERIC_FEATURES if c in present]
@@ -300,8 +300,8 @@ def champion_identity(client: Any, model_name: str) -> tuple[str, pd.DataFrame, 
 
 def align_with_champion(features: pd.DataFrame, labels: np.ndarray, train_mask: np.ndarray) -> Alignment:
     """The train.py hook: look up the champion's identity in the registry and align ``labels`` to it."""
-    from segments import settings as settings_mod
-    from segments.tracking import mlflow_client
+    from core import settings as settings_mod
+    from core.model_registry import mlflow_client
 
     champion = champion_identity(mlflow_client(), settings_mod.load().model_name)
     return align(features, labels, train_mask, champion)

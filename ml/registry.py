@@ -40,8 +40,8 @@ import numpy as np
 import pandas as pd
 
 from ml.evaluation import apply_mapping, hungarian_mapping, is_holdout, macro_f1
-from segments.errors import PlatformError
-from segments.tracking import CHALLENGER, CHAMPION, PREVIOUS, SchemaMismatch, check_model_schema
+from core.errors import PlatformError
+from core.model_registry import CHALLENGER, CHAMPION, PREVIOUS, SchemaMismatch, check_model_schema
 
 GATE_ARTIFACT = "gate.json"
 
@@ -122,7 +122,7 @@ def evaluate_version(
 
 def previous_partition(ds: str) -> str | None:
     """The latest features.user_features partition strictly before ds (ds-1 normally)."""
-    from segments.catalog import partitions
+    from core.warehouse import partitions
 
     earlier = [p for p in partitions("features.user_features") if p < ds]
     return earlier[-1] if earlier else None
@@ -130,7 +130,7 @@ def previous_partition(ds: str) -> str | None:
 
 def holdout_rows(ds: str) -> pd.DataFrame:
     """Held-out users' rows of features.user_features for ds (the gate's stability reference)."""
-    from segments.catalog import read_pandas
+    from core.warehouse import read_pandas
 
     df = read_pandas("features.user_features", ds)
     df = df[df["user_id"].notna()].drop_duplicates("user_id")

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ml.data import Preprocessor, fit_preprocessor
-from segments.errors import PlatformError
+from core.errors import PlatformError
 from ml.evaluation import (
     classification_metrics,
     cold_start_mask,
@@ -76,7 +76,7 @@ class Prepared:
 
 
 def load_features(ds: str) -> pd.DataFrame:
-    from segments.catalog import read_pandas
+    from core.warehouse import read_pandas
 
     df = read_pandas("features.user_features", ds)
     df = df[df["user_id"].notna()].drop_duplicates("user_id")
@@ -184,7 +184,7 @@ def evaluate(
 def previous_day_stability(ds: str, pre: Preprocessor, model: Any, users: pd.Series, predicted: np.ndarray
                            ) -> dict[str, float]:
     """Share of users scored on ds-1 and ds that keep their segment (same model); {} without ds-1 features."""
-    from segments.catalog import partitions
+    from core.warehouse import partitions
 
     previous = (dt.date.fromisoformat(ds) - dt.timedelta(days=1)).isoformat()
     if previous not in partitions("features.user_features"):
@@ -210,8 +210,8 @@ def train(
     """
     import mlflow
 
-    from segments import settings as settings_mod
-    from segments.tracking import configure_mlflow, mlflow_client
+    from core import settings as settings_mod
+    from core.model_registry import configure_mlflow, mlflow_client
 
     s = settings_mod.load()
     method = s.segment_method if method is None else method

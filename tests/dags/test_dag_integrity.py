@@ -77,14 +77,14 @@ def test_daily_dag_order_and_keying(dagbag):
 
 
 def test_spark_stages_use_the_job_environment_and_the_spark_connection(dagbag):
-    from segments import settings
+    from core import settings
 
     dag = dagbag.dags["segment_users_daily"]
     score = dag.get_task("score")
     assert score.task_type == "SparkSubmitOperator"
     assert score.application.endswith("jobs/spark_submit_main.py")
     assert score.conf["spark.pyspark.python"].endswith(".venv/bin/python")
-    assert score.conf.get("spark.driver.extraJavaOptions", "") == settings.load().driver_java_options
+    assert score.conf.get("spark.driver.extraJavaOptions", "") == settings.load().spark_java_options
     assert score._conn_id == "spark_default"
     publish = dag.get_task("publish")
     assert publish.bash_command.split()[0].endswith(".venv/bin/segments")

@@ -37,8 +37,8 @@ def postgres_url():
 @pytest.fixture(scope="session")
 def trained_platform(tmp_path_factory, spark):
     """One seeded (600 users x 40 days), featurised and trained platform shared by the slow tests."""
-    from segments import cli
-    from segments.synthetic import generate
+    from app import cli
+    from synthetic.generator import generate
 
     home = tmp_path_factory.mktemp("platform")
     with pytest.MonkeyPatch.context() as mp:

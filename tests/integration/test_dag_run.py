@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from segments import catalog
+from core import warehouse
 from tests.integration.conftest import SEED_END
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.airflow]
@@ -47,8 +47,8 @@ def test_daily_dag_run_for_one_date(airflow_platform):
     assert run["state"] == "success", runs.stdout
 
     # Every user of the features table for ds has exactly one label, and BI got the date.
-    features = set(catalog.read_pandas("features.user_features", ds, ["user_id"]).user_id)
-    labels = catalog.read_pandas("segments.user_segments", ds, ["user_id"]).user_id
+    features = set(warehouse.read_pandas("features.user_features", ds, ["user_id"]).user_id)
+    labels = warehouse.read_pandas("segments.user_segments", ds, ["user_id"]).user_id
     assert set(labels) == features and labels.is_unique
     from jobs.publish import query
 

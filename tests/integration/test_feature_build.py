@@ -16,8 +16,10 @@ from pyspark.sql import functions as F
 from jobs import build, cleaning, window_state
 from jobs.features import holiday_dates, user_features
 from jobs.lifetime import lifetime_states
-from segments import catalog, settings, synthetic
-
+from core import tables
+from core import warehouse
+from core import settings
+from synthetic import generator as synthetic
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
 END = "2026-03-14"
@@ -34,7 +36,7 @@ def warehouse(tmp_path_factory, spark):
         mp.delenv("SEGMENTS_WAREHOUSE", raising=False)
         synthetic.generate(users=120, days=14, end_date=END, seed=3, progress=False)
         # Only the days up to each run exist when it runs: the later ones "arrive" afterwards.
-        raw_root = {n: catalog.table_path(n) for n in ("raw.events", "raw.orders", "raw.users")}
+        raw_root = {n: warehouse.table_path(n) for n in ("raw.events", "raw.orders", "raw.users")}
         stash = home / "not_arrived_yet"
         later = ["2026-03-13", "2026-03-14"]
         for name, root in raw_root.items():
@@ -49,13 +51,13 @@ def warehouse(tmp_path_factory, spark):
 
 
 def _lifetime(spark, ds):
-    df = catalog.read_spark(spark, "features.user_lifetime", ds=ds)
+    df = warehouse.read_spark(spark, "features.user_lifetime", ds=ds)
     return {r.user_id: r.asDict() for r in df.collect()}
 
 
 def _true_days(raw_ds: str) -> set[str]:
     """The UTC days of the events and orders that arrived in a raw partition (pandas, not the runner)."""
-    stamps = [catalog.read_pandas(name, raw_ds)[column] for name, column in
+    stamps = [warehouse.read_pandas(name, raw_ds)[column] for name, column in
               (("raw.events", "event_ts"), ("raw.orders", "order_ts"))]
     return set(pd.concat(stamps).dropna().dt.tz_convert("UTC").dt.strftime("%Y-%m-%d"))
 
@@ -76,10 +78,10 @@ def test_runs_fill_the_window_then_update_incrementally(warehouse):
 
 
 def test_lifetime_day_by_day_equals_rebuild_from_scratch(warehouse, spark):
-    daily = catalog.read_spark(spark, "features.user_daily", until="2026-03-15")
+    daily = warehouse.read_spark(spark, "features.user_daily", until="2026-03-15")
     scratch = lifetime_states(None, daily, [END])
     scratch_rows = {r.user_id: r.asDict()
-                    for r in catalog.conform(scratch, "features.user_lifetime").collect()}
+                    for r in warehouse.conform(scratch, "features.user_lifetime").collect()}
     incremental = _lifetime(spark, END)
     assert len(incremental) > 50
     assert incremental == scratch_rows  # bit-identical, revenue included
@@ -90,23 +92,23 @@ def test_window_state_day_by_day_equals_rebuild_from_scratch(warehouse, spark):
     assert first.window_base is None
     assert (second.window_base, third.window_base) == ("2026-03-10", "2026-03-11")
     country = settings.load().holiday_country
-    daily = catalog.read_spark(spark, "features.user_daily", until="2026-03-15")
+    daily = warehouse.read_spark(spark, "features.user_daily", until="2026-03-15")
     start = build.window_dates(END)[0]
     scratch = window_state.window_states(daily, [END], holiday_dates(country, start, END))
     tables = (window_state.USERS_TABLE, window_state.CATEGORIES_TABLE)
-    stored = [catalog.read_spark(spark, name, ds=END) for name in tables]
+    stored = [warehouse.read_spark(spark, name, ds=END) for name in tables]
     for name, built, updated in zip(tables, scratch, stored):
         if name == window_state.USERS_TABLE:
             built = built.withColumn("holiday_country", F.lit(country))
-        rows = [sorted(tuple(r) for r in catalog.conform(df, name).collect()) for df in (built, updated)]
+        rows = [sorted(tuple(r) for r in warehouse.conform(df, name).collect()) for df in (built, updated)]
         assert len(rows[0]) > 50 and rows[0] == rows[1]  # bit-identical, money included
     # ...so the features of the runner (state read back) equal those built from the whole window.
-    users = cleaning.clean(catalog.read_spark(spark, "raw.users", ds=END), "raw.users",
+    users = cleaning.clean(warehouse.read_spark(spark, "raw.users", ds=END), "raw.users",
                            build.load_params(spark, END, L), L).rows.drop(cleaning.RAW_DS)
-    lifetime = catalog.read_spark(spark, "features.user_lifetime", ds=END)
+    lifetime = warehouse.read_spark(spark, "features.user_lifetime", ds=END)
     from_scratch = user_features(daily, users, lifetime, END, holiday_country=country)
-    expected = catalog.conform(from_scratch, "features.user_features").drop("ds").toPandas()
-    written = catalog.read_pandas("features.user_features", END)
+    expected = warehouse.conform(from_scratch, "features.user_features").drop("ds").toPandas()
+    written = warehouse.read_pandas("features.user_features", END)
     pd.testing.assert_frame_equal(expected.sort_values("user_id").reset_index(drop=True),
                                   written.sort_values("user_id").reset_index(drop=True))
 
@@ -114,7 +116,7 @@ def test_window_state_day_by_day_equals_rebuild_from_scratch(warehouse, spark):
 def test_late_events_are_counted_on_their_true_day(warehouse, spark):
     # Views of 03-12 from every partition they arrived in within the lookback (03-12 .. 03-14), cleaned
     # the same way in pandas: known user, known type, non-negative price, one row per event_id.
-    frames = [catalog.read_pandas("raw.events", d, catalog.table("raw.events").all_columns())
+    frames = [warehouse.read_pandas("raw.events", d, tables.table("raw.events").all_columns())
               for d in ("2026-03-12", "2026-03-13", "2026-03-14")]
     ev = pd.concat(frames)
     ev = ev[ev["user_id"].notna() & ev["event_type"].isin(cleaning.EVENT_TYPES) & (ev["price"] >= 0)]
@@ -122,13 +124,13 @@ def test_late_events_are_counted_on_their_true_day(warehouse, spark):
     true_day = ev["event_ts"].dt.strftime("%Y-%m-%d")
     on_day = ev[true_day == "2026-03-12"]
     assert (on_day["ds"] != "2026-03-12").sum() > 0  # some arrived late
-    built = catalog.read_pandas("features.user_daily", "2026-03-12")
+    built = warehouse.read_pandas("features.user_daily", "2026-03-12")
     assert built["views"].sum() == (on_day["event_type"] == "view").sum()
 
 
 def test_quality_tables_count_the_dirt(warehouse):
-    columns = catalog.table("quality.cleaning_log").all_columns()
-    log = pd.concat([catalog.read_pandas("quality.cleaning_log", d, columns)
+    columns = tables.table("quality.cleaning_log").all_columns()
+    log = pd.concat([warehouse.read_pandas("quality.cleaning_log", d, columns)
                      for d in ("2026-03-12", "2026-03-13", "2026-03-14")])
     events = log[log["table_name"] == "raw.events"]
     steps = events.groupby("step")["rows"].sum()
@@ -137,14 +139,14 @@ def test_quality_tables_count_the_dirt(warehouse):
     for _, part in events.groupby("ds"):
         s = part.groupby("step")["rows"].sum()
         assert s["input"] == s["drop_missing"] + s.get("quarantine", 0) + s["deduplicate"] + s["output"]
-    quarantine = pd.concat([catalog.read_pandas("quality.quarantine", d)
-                            for d in catalog.partitions("quality.quarantine")])
+    quarantine = pd.concat([warehouse.read_pandas("quality.quarantine", d)
+                            for d in warehouse.partitions("quality.quarantine")])
     assert {"unknown_event_type", "negative_price"} <= set(quarantine["reason"])
 
 
 def test_daily_run_reads_only_the_partitions_it_needs(warehouse, spark):
-    raw = set(catalog.partitions("raw.events"))
-    plan = build.plan_daily("2026-03-10", L, raw, set(catalog.partitions("features.user_daily")))
+    raw = set(warehouse.partitions("raw.events"))
+    plan = build.plan_daily("2026-03-10", L, raw, set(warehouse.partitions("features.user_daily")))
     # A rerun of 03-10 rebuilds true days 03-08..03-10 from partitions 03-08..03-12 (late rows within L).
     assert plan.read_partitions == ["2026-03-08", "2026-03-09", "2026-03-10", "2026-03-11", "2026-03-12"]
     params = build.load_params(spark, "2026-03-10", L)
@@ -161,35 +163,35 @@ def test_daily_run_reads_only_the_partitions_it_needs(warehouse, spark):
 
 def test_a_rerun_with_no_new_raw_partition_rebuilds_only_ds(warehouse, spark):
     kept = ["2026-03-12", "2026-03-13"]
-    before = {d: catalog.partition_fingerprint("features.user_daily", d) for d in kept}
+    before = {d: warehouse.partition_fingerprint("features.user_daily", d) for d in kept}
     def features():
-        written = catalog.read_pandas("features.user_features", END)
+        written = warehouse.read_pandas("features.user_features", END)
         return written.sort_values("user_id").reset_index(drop=True)
 
     expected = features()
     summary = build.build_features(spark, END)
     assert (summary.daily_dates_built, summary.daily_dates_kept) == ([END], kept)
-    assert {d: catalog.partition_fingerprint("features.user_daily", d) for d in kept} == before  # untouched
+    assert {d: warehouse.partition_fingerprint("features.user_daily", d) for d in kept} == before  # untouched
     pd.testing.assert_frame_equal(expected, features())
 
 
 def test_point_in_time_events_after_ds_do_not_change_features(warehouse, spark):
     ds = END
     def features():
-        return catalog.read_pandas("features.user_features", ds).sort_values("user_id").reset_index(drop=True)
+        return warehouse.read_pandas("features.user_features", ds).sort_values("user_id").reset_index(drop=True)
 
     before_features = features()
     before_lifetime = _lifetime(spark, ds)
     # Append events dated after ds: a new partition of the next day, and a row stamped tomorrow in ds itself.
-    events = catalog.read_arrow("raw.events", ds)
+    events = warehouse.read_arrow("raw.events", ds)
     tomorrow = dt.datetime.fromisoformat(ds).replace(tzinfo=dt.timezone.utc) + dt.timedelta(days=1, hours=10)
     future = events.slice(0, 50).set_column(
         events.schema.get_field_index("event_ts"), "event_ts",
         pa.array([tomorrow] * 50, pa.timestamp("us", tz="UTC")))
     future = future.set_column(0, "event_id", pa.array([f"future{i}" for i in range(50)]))
-    catalog.write_arrow("raw.events", future, "2026-03-15")
-    catalog.write_arrow("raw.orders", catalog.read_arrow("raw.orders", ds).slice(0, 0), "2026-03-15")
-    catalog.write_arrow("raw.events", pa.concat_tables([events, future.slice(0, 1)]), ds)
+    warehouse.write_arrow("raw.events", future, "2026-03-15")
+    warehouse.write_arrow("raw.orders", warehouse.read_arrow("raw.orders", ds).slice(0, 0), "2026-03-15")
+    warehouse.write_arrow("raw.events", pa.concat_tables([events, future.slice(0, 1)]), ds)
 
     summary = build.build_features(spark, ds)
     # ds's raw partition was written again: 03-13, built from it, is rebuilt whatever it holds now; 03-12
@@ -197,7 +199,7 @@ def test_point_in_time_events_after_ds_do_not_change_features(warehouse, spark):
     assert (summary.daily_dates_built, summary.daily_dates_kept) == (["2026-03-13", ds], ["2026-03-12"])
     pd.testing.assert_frame_equal(before_features, features())
     assert _lifetime(spark, ds) == before_lifetime
-    reasons = catalog.read_pandas("quality.quarantine", ds)
+    reasons = warehouse.read_pandas("quality.quarantine", ds)
     assert "future0" in set(reasons.loc[reasons["reason"] == "future_timestamp", "row_key"])
     assert summary.active_users == len(before_features)
 
@@ -213,8 +215,8 @@ def _write_raw(events_by_day: dict[str, str | None]) -> None:
         user = {"user_id": "u1", "signup_ts": when, "birth_year": 1990, "gender": "f", "occupation": "x",
                 "city_tier": "1"}
         for name, rows in (("raw.events", events), ("raw.orders", []), ("raw.users", [user])):
-            schema = catalog.table(name).arrow_schema()
-            catalog.write_arrow(name, pa.Table.from_pylist(rows, schema=schema), d)
+            schema = tables.table(name).arrow_schema()
+            warehouse.write_arrow(name, pa.Table.from_pylist(rows, schema=schema), d)
 
 
 def test_rebuilt_day_without_rows_loses_its_old_user_daily_partition(platform_home, spark):
@@ -225,12 +227,12 @@ def test_rebuilt_day_without_rows_loses_its_old_user_daily_partition(platform_ho
     plan = build.plan_daily(days[1], L, set(days), set(), rebuild_from=days[0])
     _write_raw({days[0]: "view", days[1]: "view"})
     build.build_user_daily(spark, plan, params, L)
-    assert catalog.partitions("features.user_daily") == days
+    assert warehouse.partitions("features.user_daily") == days
 
     _write_raw({days[0]: "view", days[1]: "teleport"})
     assert build.build_user_daily(spark, plan, params, L) == 1  # the day-2 event is quarantined
-    assert catalog.partitions("features.user_daily") == days[:1]
-    log = catalog.read_pandas("quality.cleaning_log", days[1])
+    assert warehouse.partitions("features.user_daily") == days[:1]
+    log = warehouse.read_pandas("quality.cleaning_log", days[1])
     steps = log[log["table_name"] == "raw.events"].groupby("step")["rows"].sum()  # one row per reason
     assert (steps["input"], steps["quarantine"], steps["output"]) == (1, 1, 0)
 
@@ -244,9 +246,9 @@ def test_rerun_that_leaves_ds_without_rows_removes_its_old_partitions(platform_h
                window_state.CATEGORIES_TABLE, "features.user_features"]
     _write_raw({"2026-03-01": None, ds: "view"})
     assert build.build_features(spark, ds).active_users == 1
-    assert [name for name in written if ds not in catalog.partitions(name)] == []
+    assert [name for name in written if ds not in warehouse.partitions(name)] == []
 
     _write_raw({"2026-03-01": None, ds: "teleport"})
     summary = build.build_features(spark, ds)
     assert (summary.quarantined, summary.active_users) == (1, 0)
-    assert [name for name in written if ds in catalog.partitions(name)] == []
+    assert [name for name in written if ds in warehouse.partitions(name)] == []

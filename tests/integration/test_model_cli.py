@@ -20,7 +20,9 @@ def _write(df: pd.DataFrame, ds: str, drop: tuple[str, ...] = ()) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from segments.catalog import partition_path, table, write_arrow
+    from core.tables import table
+
+    from core.warehouse import partition_path, write_arrow
 
     data = pa.Table.from_pandas(df, schema=table("features.user_features").arrow_schema(), preserve_index=False)
     if not drop:
@@ -56,7 +58,7 @@ def _by_persona(version: int, features: pd.DataFrame, personas: pd.DataFrame) ->
 def platform(tmp_path, monkeypatch):
     import pyarrow as pa
 
-    from segments.catalog import write_arrow
+    from core.warehouse import write_arrow
 
     monkeypatch.setenv("SEGMENTS_HOME", str(tmp_path))
     for var in ("MLFLOW_TRACKING_URI", "SEGMENTS_MLFLOW_ARTIFACTS", "SEGMENTS_WAREHOUSE", "SEGMENTS_MODEL_NAME"):
@@ -78,8 +80,9 @@ def platform(tmp_path, monkeypatch):
 @pytest.mark.timeout(900)
 def test_identity_gate_contract_change_and_model_commands(platform, monkeypatch, capsys):
     from ml.train import train
-    from segments import catalog, cli
-    from segments.tracking import mlflow_client, model_version_by_alias
+    from core import feature_catalog
+    from app import cli
+    from core.model_registry import mlflow_client, model_version_by_alias
 
     features1, personas = platform
     client = mlflow_client()
@@ -105,7 +108,7 @@ def test_identity_gate_contract_change_and_model_commands(platform, monkeypatch,
     assert "day-to-day stability vs 2024-03-29" in tags["gate.reason"]
 
     # --- contract change: 'age' leaves the feature table; the champion cannot score it -> promoted ------
-    monkeypatch.setattr(catalog, "NUMERIC_FEATURES", tuple(c for c in catalog.NUMERIC_FEATURES if c != "age"))
+    monkeypatch.setattr(catalog, "NUMERIC_FEATURES", tuple(c for c in feature_catalog.NUMERIC_FEATURES if c != "age"))
     _write(_shifted(seed=2), D3, drop=("age",))
     third = train(D3, epochs=2, seed=42)
     reason = client.get_run(third.run_id).data.tags["gate.reason"]

@@ -7,7 +7,9 @@ import pyarrow.compute as pc
 import pytest
 
 from jobs import quality
-from segments import catalog, cli
+from core import tables
+from core import warehouse
+from app import cli
 from tests.integration.conftest import DS
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
@@ -21,18 +23,18 @@ def platform(trained_platform):
 
 
 def _count(name: str, ds: str) -> int:
-    return catalog.read_arrow(name, ds, ["user_id"] if "user_id" in catalog.table(name).column_names
+    return warehouse.read_arrow(name, ds, ["user_id"] if "user_id" in tables.table(name).column_names
                               else None).num_rows
 
 
 def test_features_have_one_row_per_user_active_in_the_window(platform):
     # Independent count with Arrow: distinct non-null user_ids with an event in the 40 seeded days <= DS.
     active = set()
-    for ds in catalog.partitions("raw.events"):
+    for ds in warehouse.partitions("raw.events"):
         if ds <= DS:
-            ids = catalog.read_arrow("raw.events", ds, ["user_id"]).column("user_id")
+            ids = warehouse.read_arrow("raw.events", ds, ["user_id"]).column("user_id")
             active.update(pc.unique(ids.drop_null()).to_pylist())
-    feats = catalog.read_arrow("features.user_features", DS, ["user_id"]).column("user_id").to_pylist()
+    feats = warehouse.read_arrow("features.user_features", DS, ["user_id"]).column("user_id").to_pylist()
     assert len(feats) == len(set(feats)) == len(active)
 
 
@@ -40,13 +42,13 @@ def test_good_partitions_pass_their_gates(platform, spark):
     for table in ("raw.events", "features.user_features"):
         for engine in quality.ENGINES:  # the same suite runs on both engines
             assert quality.validate(table, DS, engine=engine, spark=spark).success
-    results = catalog.read_pandas("quality.validation_results", DS)
+    results = warehouse.read_pandas("quality.validation_results", DS)
     assert set(results.table_name) == {"raw.events", "features.user_features"} and results.success.all()
     assert (platform / "gx").is_dir()
 
 
 def test_training_registered_a_champion(platform):
-    from segments.tracking import champion_version, configure_mlflow
+    from core.model_registry import champion_version, configure_mlflow
 
     configure_mlflow()
     champion = champion_version()
@@ -55,8 +57,8 @@ def test_training_registered_a_champion(platform):
 
 def test_daily_run_labels_every_user_once_and_publishes(platform, capsys):
     assert cli.main(["-q", "run", "--ds", DS]) == 0
-    labels = catalog.read_pandas("segments.user_segments", DS)
-    feature_users = set(catalog.read_pandas("features.user_features", DS, ["user_id"]).user_id)
+    labels = warehouse.read_pandas("segments.user_segments", DS)
+    feature_users = set(warehouse.read_pandas("features.user_features", DS, ["user_id"]).user_id)
     assert set(labels.user_id) == feature_users and labels.user_id.is_unique
     assert labels.confidence.between(0, 1).all() and (labels.model_version == "1").all()
     # The BI side got this date's labels (publish_log counts what was loaded in the transaction).
@@ -83,7 +85,7 @@ def test_bad_partition_stops_the_run_and_keeps_what_was_published(platform, spar
     from jobs.publish import query
 
     published_before = query("SELECT ds, count(*) FROM segments.user_segments GROUP BY ds")[1]
-    events = catalog.read_arrow("raw.events", BAD_DS)
+    events = warehouse.read_arrow("raw.events", BAD_DS)
     # Plant 2% negative prices and 2% unknown event types: far beyond the 0.5% the gate lets cleaning
     # quarantine (the generator already plants a few of each; they count too).
     prices = events.column("price").to_pylist()
@@ -95,7 +97,7 @@ def test_bad_partition_stops_the_run_and_keeps_what_was_published(platform, spar
     bad_types = sum(t not in ("view", "search", "add_to_cart", "remove_from_cart", "purchase") for t in types)
     bad = events.set_column(events.schema.get_field_index("price"), "price", [prices])
     bad = bad.set_column(bad.schema.get_field_index("event_type"), "event_type", [types])
-    catalog.write_arrow("raw.events", bad, BAD_DS)
+    warehouse.write_arrow("raw.events", bad, BAD_DS)
 
     for engine in quality.ENGINES:
         with pytest.raises(quality.ValidationFailed) as exc:
@@ -104,13 +106,13 @@ def test_bad_partition_stops_the_run_and_keeps_what_was_published(platform, spar
         assert f"raw.events ds={BAD_DS}: 2 of 7 expectations failed" in message
         assert f"expect_column_values_to_be_between(column=price): {bad_prices} unexpected" in message
         assert f"expect_column_values_to_be_in_set(column=event_type): {bad_types} unexpected" in message
-    failed = catalog.read_pandas("quality.validation_results", BAD_DS)
+    failed = warehouse.read_pandas("quality.validation_results", BAD_DS)
     assert failed.set_index("table_name").loc["raw.events", "failed"] == 2
 
     capsys.readouterr()
     assert cli.main(["-q", "run", "--ds", BAD_DS]) == 1
     assert "error: raw.events ds=" in capsys.readouterr().err
-    assert BAD_DS not in catalog.partitions("features.user_features")  # nothing downstream was written
-    assert BAD_DS not in catalog.partitions("segments.user_segments")
+    assert BAD_DS not in warehouse.partitions("features.user_features")  # nothing downstream was written
+    assert BAD_DS not in warehouse.partitions("segments.user_segments")
     assert query("SELECT ds, count(*) FROM segments.user_segments GROUP BY ds")[1] == published_before
-    catalog.write_arrow("raw.events", events, BAD_DS)  # restore for the tests that follow
+    warehouse.write_arrow("raw.events", events, BAD_DS)  # restore for the tests that follow

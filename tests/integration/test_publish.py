@@ -6,8 +6,8 @@ import pyarrow as pa
 import pytest
 
 from jobs import publish
-from segments import catalog
-
+from core import tables
+from core import warehouse
 pytestmark = pytest.mark.integration
 
 
@@ -16,18 +16,18 @@ def _write_day(ds: str, users: int, segment_of=lambda i: i % 2, version: str = "
         [{"user_id": f"u{i}", "segment_id": segment_of(i), "segment_name": f"seg{segment_of(i)}",
           "confidence": 0.9, "probabilities": [0.9, 0.1], "model_name": "user_segmenter",
           "model_version": version} for i in range(users)],
-        schema=catalog.table("segments.user_segments").arrow_schema(),
+        schema=tables.table("segments.user_segments").arrow_schema(),
     )
-    catalog.write_arrow("segments.user_segments", labels, ds)
+    warehouse.write_arrow("segments.user_segments", labels, ds)
     sizes = {}
     for i in range(users):
         sizes[segment_of(i)] = sizes.get(segment_of(i), 0) + 1
-    profile_cols = catalog.table("segments.segment_profiles").column_names
+    profile_cols = tables.table("segments.segment_profiles").column_names
     profiles = [{c: 0.0 for c in profile_cols} | {"segment_id": s, "segment_name": f"seg{s}", "users": n,
                                                   "share": n / users, "model_version": version}
                 for s, n in sizes.items()]
-    catalog.write_arrow("segments.segment_profiles",
-                        pa.Table.from_pylist(profiles, schema=catalog.table("segments.segment_profiles").arrow_schema()),
+    warehouse.write_arrow("segments.segment_profiles",
+                        pa.Table.from_pylist(profiles, schema=tables.table("segments.segment_profiles").arrow_schema()),
                         ds)
 
 
@@ -71,8 +71,8 @@ def test_failed_publish_leaves_the_previous_version(bi_target):
     # A broken newer partition: every user in segment 0, plus a duplicated profile row that violates the
     # (ds, segment_id) key only after the labels were already replaced inside the transaction.
     _write_day("2026-03-02", users=20, segment_of=lambda i: 0, version="2")
-    bad = catalog.read_arrow("segments.segment_profiles", "2026-03-02")
-    catalog.write_arrow("segments.segment_profiles", pa.concat_tables([bad, bad]), "2026-03-02")
+    bad = warehouse.read_arrow("segments.segment_profiles", "2026-03-02")
+    warehouse.write_arrow("segments.segment_profiles", pa.concat_tables([bad, bad]), "2026-03-02")
     with pytest.raises(Exception):
         publish.publish("2026-03-02")
     _, rows = publish.query("SELECT count(*), max(ds), max(model_version) FROM segments.user_segments")

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segments.catalog import CATEGORICAL_FEATURES, NUMERIC_FEATURES, SEQUENCE_CHANNELS
-from segments.settings import SEQUENCE_DAYS
+from core.feature_catalog import CATEGORICAL_FEATURES, NUMERIC_FEATURES, SEQUENCE_CHANNELS
+from core.settings import SEQUENCE_DAYS
 
 DS = "2024-03-31"
 
@@ -98,7 +98,9 @@ def platform(tmp_path, monkeypatch):
     """An isolated platform: warehouse + SQLite MLflow under tmp, the synthetic partition written."""
     import pyarrow as pa
 
-    from segments.catalog import table, write_arrow
+    from core.tables import table
+
+    from core.warehouse import write_arrow
 
     monkeypatch.setenv("SEGMENTS_HOME", str(tmp_path))
     for var in ("MLFLOW_TRACKING_URI", "SEGMENTS_MLFLOW_ARTIFACTS", "SEGMENTS_WAREHOUSE", "SEGMENTS_N_SEGMENTS",
@@ -123,8 +125,8 @@ def test_train_registers_gates_and_serves(platform):
     import mlflow
 
     from ml.train import train
-    from segments.catalog import read_pandas
-    from segments.tracking import champion_version, configure_mlflow, mlflow_client, model_version_by_alias
+    from core.warehouse import read_pandas
+    from core.model_registry import champion_version, configure_mlflow, mlflow_client, model_version_by_alias
 
     first = train(DS, epochs=4, seed=42)
 
@@ -186,7 +188,8 @@ def test_train_refuses_a_tiny_partition(tmp_path, monkeypatch):
     import pyarrow as pa
 
     from ml.train import NotEnoughUsers, train
-    from segments.catalog import table, write_arrow
+    from core.tables import table
+    from core.warehouse import write_arrow
 
     monkeypatch.setenv("SEGMENTS_HOME", str(tmp_path))
     monkeypatch.delenv("SEGMENTS_N_SEGMENTS", raising=False)

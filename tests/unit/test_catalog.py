@@ -1,30 +1,32 @@
 import pyarrow as pa
 import pytest
 
-from segments import catalog
+from core import feature_catalog
 
+from core import tables
 
+from core import warehouse
 def test_every_table_declares_a_key_that_is_a_column():
-    for table in catalog.TABLES.values():
+    for table in tables.TABLES.values():
         assert set(table.key) <= set(table.column_names), table.name
         assert len(set(table.column_names)) == len(table.column_names), f"duplicate column in {table.name}"
 
 
 def test_feature_contract_is_in_the_feature_table():
-    cols = dict(catalog.table("features.user_features").columns)
-    for name in catalog.NUMERIC_FEATURES:
+    cols = dict(tables.table("features.user_features").columns)
+    for name in feature_catalog.NUMERIC_FEATURES:
         assert cols[name] == "double"
-    for name in catalog.SEQUENCE_CHANNELS:
+    for name in feature_catalog.SEQUENCE_CHANNELS:
         assert cols[name] == "array<double>"
 
 
 def test_unknown_table_names_the_known_ones():
     with pytest.raises(KeyError, match="raw.events"):
-        catalog.table("raw.evnts")
+        tables.table("raw.evnts")
 
 
 def test_paths_follow_the_hive_layout(platform_home):
-    assert catalog.partition_path("raw.events", "2026-03-01") == str(
+    assert warehouse.partition_path("raw.events", "2026-03-01") == str(
         platform_home.resolve() / "warehouse" / "raw" / "events" / "ds=2026-03-01")
 
 
@@ -33,33 +35,33 @@ def _personas(n: int) -> pa.Table:
 
 
 def test_arrow_write_replaces_the_partition_and_reads_back(platform_home):
-    schema = catalog.table("quality.validation_results").arrow_schema()
+    schema = tables.table("quality.validation_results").arrow_schema()
     row = {"table_name": "raw.events", "suite": "raw.events", "success": True, "expectations": 7,
            "failed": 0, "rows": 10, "summary": "ok"}
-    catalog.write_arrow("quality.validation_results", pa.Table.from_pylist([row, row], schema=schema), "2026-03-01")
-    catalog.write_arrow("quality.validation_results", pa.Table.from_pylist([row], schema=schema), "2026-03-01")
-    back = catalog.read_arrow("quality.validation_results", "2026-03-01", ["table_name", "ds"])
+    warehouse.write_arrow("quality.validation_results", pa.Table.from_pylist([row, row], schema=schema), "2026-03-01")
+    warehouse.write_arrow("quality.validation_results", pa.Table.from_pylist([row], schema=schema), "2026-03-01")
+    back = warehouse.read_arrow("quality.validation_results", "2026-03-01", ["table_name", "ds"])
     assert back.num_rows == 1  # replaced, not appended
     assert back.column("ds").to_pylist() == ["2026-03-01"]
-    assert catalog.partitions("quality.validation_results") == ["2026-03-01"]
+    assert warehouse.partitions("quality.validation_results") == ["2026-03-01"]
     leftovers = [p.name for p in (platform_home / "warehouse" / "quality" / "validation_results").iterdir()]
     assert leftovers == ["ds=2026-03-01"]  # no staging or trash folders left behind
 
 
 def test_unpartitioned_tables_need_no_ds_and_partitioned_ones_do(platform_home):
-    catalog.write_arrow("eval.planted_personas", _personas(3))
-    assert catalog.read_pandas("eval.planted_personas").shape == (3, 2)
+    warehouse.write_arrow("eval.planted_personas", _personas(3))
+    assert warehouse.read_pandas("eval.planted_personas").shape == (3, 2)
     with pytest.raises(ValueError, match="pass ds"):
-        catalog.read_arrow("raw.events")
+        warehouse.read_arrow("raw.events")
 
 
 def test_missing_partition_is_a_clear_platform_error(platform_home):
-    with pytest.raises(catalog.TableNotFound, match=r"raw.events has no data for ds=2026-03-01"):
-        catalog.read_arrow("raw.events", "2026-03-01")
+    with pytest.raises(warehouse.TableNotFound, match=r"raw.events has no data for ds=2026-03-01"):
+        warehouse.read_arrow("raw.events", "2026-03-01")
 
 
 def _events(*stamps) -> pa.Table:
-    schema = catalog.table("raw.events").arrow_schema()
+    schema = tables.table("raw.events").arrow_schema()
     rows = [{"event_id": f"e{i}", "user_id": "u1", "event_ts": when} for i, when in enumerate(stamps)]
     return pa.Table.from_pylist(rows, schema=schema)
 
@@ -71,18 +73,18 @@ def test_timestamp_days_are_the_utc_dates_of_a_partition(platform_home):
     # 23:59 UTC on 03-01 is still 03-01; midnight starts 03-02; a null timestamp has no day.
     stamps = [dt.datetime(2026, 3, 1, 23, 59, tzinfo=utc), dt.datetime(2026, 3, 2, 0, 0, tzinfo=utc), None,
               dt.datetime(2026, 3, 2, 5, tzinfo=dt.timezone(dt.timedelta(hours=8)))]  # 03-01 21:00 UTC
-    catalog.write_arrow("raw.events", _events(*stamps), "2026-03-02")
-    assert catalog.timestamp_days("raw.events", "2026-03-02", "event_ts") == {"2026-03-01", "2026-03-02"}
+    warehouse.write_arrow("raw.events", _events(*stamps), "2026-03-02")
+    assert warehouse.timestamp_days("raw.events", "2026-03-02", "event_ts") == {"2026-03-01", "2026-03-02"}
     with pytest.raises(ValueError, match="not a timestamp"):
-        catalog.timestamp_days("raw.events", "2026-03-02", "user_id")
+        warehouse.timestamp_days("raw.events", "2026-03-02", "user_id")
 
 
 def test_a_partition_fingerprint_changes_when_it_is_written_again(platform_home):
     import datetime as dt
 
     when = dt.datetime(2026, 3, 1, 12, tzinfo=dt.timezone.utc)
-    catalog.write_arrow("raw.events", _events(when), "2026-03-01")
-    first = catalog.partition_fingerprint("raw.events", "2026-03-01")
-    assert catalog.partition_fingerprint("raw.events", "2026-03-01") == first  # reading changes nothing
-    catalog.write_arrow("raw.events", _events(when), "2026-03-01")  # the same rows, written again
-    assert catalog.partition_fingerprint("raw.events", "2026-03-01") != first
+    warehouse.write_arrow("raw.events", _events(when), "2026-03-01")
+    first = warehouse.partition_fingerprint("raw.events", "2026-03-01")
+    assert warehouse.partition_fingerprint("raw.events", "2026-03-01") == first  # reading changes nothing
+    warehouse.write_arrow("raw.events", _events(when), "2026-03-01")  # the same rows, written again
+    assert warehouse.partition_fingerprint("raw.events", "2026-03-01") != first

@@ -10,8 +10,8 @@ import pytest
 
 from jobs import build, cleaning
 from jobs.cleaning import CleaningParams
-from segments import catalog
-
+from core import tables
+from core import warehouse
 UTC = dt.timezone.utc
 DAY = "2026-03-10"  # the raw partition of most rows below
 L = 2  # late-data lookback used by these tests
@@ -29,7 +29,7 @@ def event(eid="e1", uid="u1", when=None, etype="view", price=10.0, qty=1, dwell=
 
 
 def events_df(spark, rows):
-    return spark.createDataFrame(rows, catalog.table("raw.events").spark_ddl())
+    return spark.createDataFrame(rows, tables.table("raw.events").spark_ddl())
 
 
 def order(oid="o1", uid="u1", when=None, amount=10.0, items=1, discount=0.0, status="completed", ds=DAY):
@@ -37,7 +37,7 @@ def order(oid="o1", uid="u1", when=None, amount=10.0, items=1, discount=0.0, sta
 
 
 def orders_df(spark, rows):
-    return spark.createDataFrame(rows, catalog.table("raw.orders").spark_ddl())
+    return spark.createDataFrame(rows, tables.table("raw.orders").spark_ddl())
 
 
 def counts(cleaned: cleaning.Cleaned) -> dict[tuple[str, str], int]:
@@ -130,11 +130,11 @@ def test_session_time_zone_is_utc(spark):
 
 @pytest.mark.spark
 def test_session_jvm_runs_with_the_configured_java_options(spark):
-    from segments import settings
+    from core import settings
 
     runtime = spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
     jvm_args = set(runtime.getInputArguments())
-    assert set(settings.load().driver_java_options.split()) <= jvm_args
+    assert set(settings.load().spark_java_options.split()) <= jvm_args
 
 
 @pytest.mark.spark
@@ -150,7 +150,7 @@ def test_categoricals_become_unknown_and_stored_caps_winsorise(spark):
     rows = {r.event_id: r for r in out.rows.collect()}
     assert (rows["e1"].price, rows["e1"].quantity, rows["e1"].dwell_seconds) == (99.0, 3, 60.0)
     assert (rows["e2"].price, rows["e2"].quantity, rows["e2"].dwell_seconds) == (100.0, 3, 60.0)
-    assert (rows["e2"].device, rows["e2"].category) == (catalog.UNKNOWN, catalog.UNKNOWN)
+    assert (rows["e2"].device, rows["e2"].category) == (tables.UNKNOWN, tables.UNKNOWN)
     c = counts(out)
     assert c[("winsorise", "price")] == c[("winsorise", "quantity")] == c[("winsorise", "dwell_seconds")] == 1
     assert c[("impute_unknown", "device")] == c[("impute_unknown", "category")] == 1
@@ -193,7 +193,7 @@ def test_orders_rules(spark):
 
 def _users(spark, rows):
     data = [(uid, ts("2025-01-01"), by, g, None, "1", ds) for uid, by, g, ds in rows]
-    return spark.createDataFrame(data, catalog.table("raw.users").spark_ddl())
+    return spark.createDataFrame(data, tables.table("raw.users").spark_ddl())
 
 
 @pytest.mark.spark
@@ -206,7 +206,7 @@ def test_users_median_is_the_stored_one_not_recomputed(spark):
     assert len(rows) == 4
     # The data's own median would be 2000; the stored median of the training window (1980) is used.
     assert rows[("u3", DAY)].birth_year == 1980
-    assert (rows[("u3", DAY)].gender, rows[("u3", DAY)].occupation) == (catalog.UNKNOWN, catalog.UNKNOWN)
+    assert (rows[("u3", DAY)].gender, rows[("u3", DAY)].occupation) == (tables.UNKNOWN, tables.UNKNOWN)
     c = counts(out)
     assert c[("impute_median", "birth_year")] == 1 and c[("impute_unknown", "occupation")] == 3
 
@@ -230,8 +230,8 @@ def test_fit_params_ignores_quarantined_rows_and_fits_medians(spark):
 @pytest.mark.spark
 def test_cleaned_frames_conform_to_the_quality_tables(spark):
     out = cleaning.clean(events_df(spark, [event("e1"), event("x", price=-1.0)]), "raw.events", NO_PARAMS, L)
-    assert catalog.conform(out.quarantine, "quality.quarantine").count() == 1
-    assert catalog.conform(out.counts, "quality.cleaning_log").count() > 5
+    assert warehouse.conform(out.quarantine, "quality.quarantine").count() == 1
+    assert warehouse.conform(out.counts, "quality.cleaning_log").count() > 5
 
 
 # --- planning (no Spark) --------------------------------------------------------------------------

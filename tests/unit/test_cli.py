@@ -1,6 +1,6 @@
 import pytest
 
-from segments import cli
+from app import cli
 
 
 def test_every_subcommand_has_help():

@@ -1,6 +1,6 @@
 """Feature transforms on tiny hand-made DataFrames; each expected value is worked out in a comment.
 
-One test (or more) per feature family of ``segments.feature_catalog``: activity, money, rates, recency /
+One test (or more) per feature family of ``core.feature_catalog``: activity, money, rates, recency /
 RFM, time patterns, trend, diversity, static, lifetime, the sequence; plus the catalogue contract itself
 (every catalogued feature is produced, docs/features.md is generated from the catalogue).
 """
@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from jobs import build, features
-from segments import catalog, feature_catalog
-
+from core import feature_catalog
+from core import tables
+from core import warehouse
+from core import feature_catalog
 UTC = dt.timezone.utc
 DS = "2026-03-28"  # a Saturday; the 90-day window is [2025-12-29, 2026-03-28]
 REPO = Path(__file__).resolve().parents[2]
@@ -33,13 +35,13 @@ def events_df(spark, rows, hours=None, devices=None):
         device = devices[i] if devices else "mobile"
         product = None if prod is None else "p" + str(prod)
         data.append((eid, uid, ts(d, hour), etype, product, cat, price, 1, sess, dwell, device, d))
-    return spark.createDataFrame(data, catalog.table("raw.events").spark_ddl())
+    return spark.createDataFrame(data, tables.table("raw.events").spark_ddl())
 
 
 def orders_df(spark, rows):
     """rows: (order_id, user_id, ds, amount, discount, status)."""
     data = [(oid, uid, ts(d), amt, 1, disc, st, d) for oid, uid, d, amt, disc, st in rows]
-    return spark.createDataFrame(data, catalog.table("raw.orders").spark_ddl())
+    return spark.createDataFrame(data, tables.table("raw.orders").spark_ddl())
 
 
 # --- user_daily ------------------------------------------------------------------------------------
@@ -74,7 +76,7 @@ def test_user_daily_counts_money_and_distincts(spark):
     # Orders only: every event count is 0, no device, no categories.
     assert (u9.views, u9.sessions, u9.events, u9.orders, u9.revenue) == (0, 0, 0, 1, 7.0)
     assert u9.device is None and u9.category_events == {} and u9.distinct_categories == 0
-    assert catalog.conform(features.user_daily(ev, od), "features.user_daily").count() == 3
+    assert warehouse.conform(features.user_daily(ev, od), "features.user_daily").count() == 3
 
 
 @pytest.mark.spark
@@ -116,7 +118,7 @@ def _daily(spark, rows):
     By default events = views + searches + add_to_carts + purchases, all in the afternoon, and the
     category map is {"a": events}.
     """
-    table = catalog.table("features.user_daily")
+    table = tables.table("features.user_daily")
     data = []
     for row in rows:
         r = dict(_DAILY_DEFAULTS) | row
@@ -133,14 +135,14 @@ def _daily(spark, rows):
 def _users(spark, rows):
     """rows: (user_id, signup day, birth_year, gender)."""
     data = [(uid, ts(signup), by, g, None, None, DS) for uid, signup, by, g in rows]
-    return spark.createDataFrame(data, catalog.table("raw.users").spark_ddl())
+    return spark.createDataFrame(data, tables.table("raw.users").spark_ddl())
 
 
 def _lifetime(spark, rows):
     """rows: (user_id, first_seen_ds, last_purchase_ds, lifetime_orders, lifetime_revenue, active_days)."""
     data = [(uid, first, DS, None, last_buy, orders, revenue, days, DS)
             for uid, first, last_buy, orders, revenue, days in rows]
-    return spark.createDataFrame(data, catalog.table("features.user_lifetime").spark_ddl())
+    return spark.createDataFrame(data, tables.table("features.user_lifetime").spark_ddl())
 
 
 def _features(spark, daily_rows, users=(), lifetime=None, ds=DS, country="US"):
@@ -346,24 +348,24 @@ def test_rows_after_ds_do_not_change_the_features(spark):
 def test_every_catalogued_feature_is_produced(spark):
     out = features.user_features(_daily(spark, [{"user_id": "u1", "ds": DS, "views": 1}]), _users(spark, []),
                                  None, DS)
-    expected = [c for c in catalog.table("features.user_features").all_columns()]
+    expected = [c for c in tables.table("features.user_features").all_columns()]
     assert sorted(out.columns) == sorted(expected)  # nothing missing, nothing undeclared
-    assert catalog.conform(out, "features.user_features").columns == expected
+    assert warehouse.conform(out, "features.user_features").columns == expected
 
 
 def test_contract_derives_from_the_feature_catalogue():
-    cols = dict(catalog.table("features.user_features").columns)
-    assert catalog.NUMERIC_FEATURES == tuple(f.name for f in feature_catalog.FEATURES if f.kind == "numeric")
+    cols = dict(tables.table("features.user_features").columns)
+    assert feature_catalog.NUMERIC_FEATURES == tuple(f.name for f in feature_catalog.FEATURES if f.kind == "numeric")
     for f in feature_catalog.FEATURES:
         assert cols[f.name] == {"numeric": "double", "categorical": "string", "sequence": "array<double>"}[f.kind]
         assert f.description and f.family in feature_catalog.FAMILIES
     # The original contract keeps its names, and the sequence keeps its channel order.
     for name in ("recency_days", "purchase_recency_days", "orders_90d", "revenue_90d", "active_days_7d",
                  "sessions_30d", "views_30d", "discount_share_90d", "activity_trend", "age", "tenure_days"):
-        assert name in catalog.NUMERIC_FEATURES
-    assert catalog.SEQUENCE_CHANNELS == ("seq_sessions", "seq_views", "seq_searches", "seq_add_to_carts",
+        assert name in feature_catalog.NUMERIC_FEATURES
+    assert feature_catalog.SEQUENCE_CHANNELS == ("seq_sessions", "seq_views", "seq_searches", "seq_add_to_carts",
                                          "seq_purchases", "seq_revenue", "seq_dwell_minutes")
-    assert catalog.table("features.user_daily").column_names[:14] == [
+    assert tables.table("features.user_daily").column_names[:14] == [
         "user_id", "sessions", "views", "searches", "add_to_carts", "remove_from_carts", "purchases",
         "distinct_products", "distinct_categories", "dwell_seconds", "orders", "revenue", "discount_amount", "device"]
 
@@ -371,7 +373,7 @@ def test_contract_derives_from_the_feature_catalogue():
 def test_docs_features_md_is_generated_from_the_catalogue():
     committed = (REPO / "docs" / "features.md").read_text()
     assert committed == feature_catalog.markdown(), (
-        "docs/features.md is stale: run `python -m segments.feature_catalog > docs/features.md`")
+        "docs/features.md is stale: run `python -m core.feature_catalog > docs/features.md`")
 
 
 def test_gx_suite_is_generated_from_the_catalogue():
@@ -380,7 +382,7 @@ def test_gx_suite_is_generated_from_the_catalogue():
     committed = json.loads((REPO / "expectations" / "features.user_features.json").read_text())
     assert committed == feature_catalog.gx_suite(), (
         "expectations/features.user_features.json is stale: run "
-        "`python -m segments.feature_catalog --suite > expectations/features.user_features.json`")
+        "`python -m core.feature_catalog --suite > expectations/features.user_features.json`")
     between = {e["kwargs"]["column"]: e["kwargs"] for e in committed["expectations"]
                if e["type"] == "expect_column_values_to_be_between"}
     # Shares are bounded to [0, 1]; counts non-negative; trends may be negative (no range).
@@ -405,7 +407,7 @@ def test_window_dates_is_inclusive_and_ordered():
 def test_segment_profiles_sizes_shares_and_means(spark):
     from jobs.profiles import segment_profiles
 
-    seg_ddl = catalog.table("segments.user_segments").spark_ddl()
+    seg_ddl = tables.table("segments.user_segments").spark_ddl()
     segments = spark.createDataFrame([
         ("u1", 0, "loyal", 0.9, [0.9, 0.1], "m", "1", DS),
         ("u2", 0, "loyal", 0.7, [0.7, 0.3], "m", "1", DS),
@@ -423,4 +425,4 @@ def test_segment_profiles_sizes_shares_and_means(spark):
     assert rows[0].avg_revenue_90d == pytest.approx(75.0)
     assert rows[0].avg_confidence == pytest.approx(0.8)
     assert rows[1].users == 1 and rows[1].avg_revenue_90d == 0.0
-    assert catalog.conform(segment_profiles(segments, feats), "segments.segment_profiles").count() == 2
+    assert warehouse.conform(segment_profiles(segments, feats), "segments.segment_profiles").count() == 2

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from jobs.lifetime import lifetime_states
-from segments import catalog
-
+from core import tables
+from core import warehouse
 pytestmark = pytest.mark.spark
 
 
@@ -14,7 +14,7 @@ def _daily(spark, rows):
     """rows: (user_id, ds, purchases, orders, revenue)."""
     # Only the user_daily columns the lifetime state reads (the real table has many more).
     data = [(uid, purchases, orders, revenue, d) for uid, d, purchases, orders, revenue in rows]
-    ddl = catalog.table("features.user_daily").spark_ddl(only=["user_id", "purchases", "orders", "revenue"])
+    ddl = tables.table("features.user_daily").spark_ddl(only=["user_id", "purchases", "orders", "revenue"])
     return spark.createDataFrame(data, ddl + ", ds STRING")
 
 
@@ -28,7 +28,7 @@ DAILY = [
 
 
 def _rows(df):
-    return {(r.user_id, r.ds): r for r in catalog.conform(df, "features.user_lifetime").collect()}
+    return {(r.user_id, r.ds): r for r in warehouse.conform(df, "features.user_lifetime").collect()}
 
 
 def test_states_per_date_from_scratch(spark):

@@ -11,8 +11,8 @@ import pytest
 
 from ml.data import Preprocessor, fit_preprocessor, trajectory_summaries
 from ml.teacher import fit_teacher, run_teacher
-from segments.catalog import CATEGORICAL_FEATURES, NUMERIC_FEATURES, SEQUENCE_CHANNELS
-from segments.settings import SEQUENCE_DAYS
+from core.feature_catalog import CATEGORICAL_FEATURES, NUMERIC_FEATURES, SEQUENCE_CHANNELS
+from core.settings import SEQUENCE_DAYS
 
 E1 = math.e - 1  # log1p(E1) == 1
 E2 = math.e**2 - 1  # log1p(E2) == 2

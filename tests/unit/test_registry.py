@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ml.registry import ModelScore, NoSuchVersion, day_to_day_stability, decide, list_versions, promote, rollback
-from segments.tracking import schema_diff
+from core.model_registry import schema_diff
 
 
 # --- pure rules ------------------------------------------------------------------------------------
@@ -51,7 +51,7 @@ def test_schema_diff_names_missing_and_extra_columns():
 @pytest.fixture
 def registry(platform_home):
     """A SQLite registry with versions 1..3 of user_segmenter (no artifacts: aliases only matter here)."""
-    from segments.tracking import mlflow_client
+    from core.model_registry import mlflow_client
 
     client = mlflow_client()
     client.create_registered_model("user_segmenter")

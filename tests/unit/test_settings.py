@@ -1,6 +1,8 @@
 from pathlib import Path
 
-from segments import settings
+import pytest
+
+from core import settings
 
 
 def test_segments_home_alone_moves_every_location(platform_home):
@@ -30,37 +32,23 @@ def test_defaults_are_embedded(monkeypatch):
     assert s.spark_master == "local[2]" and s.n_segments == 6
 
 
-def test_spark_java_options_default_override_and_empty(monkeypatch):
+def test_spark_profile_standard_is_the_jvm_default_and_options_override_it(monkeypatch):
     monkeypatch.delenv("SEGMENTS_SPARK_JAVA_OPTIONS", raising=False)
-    assert settings.load().spark_java_options == settings.DEFAULT_SPARK_JAVA_OPTIONS
-    monkeypatch.setenv("SEGMENTS_SPARK_JAVA_OPTIONS", " -XX:+UseG1GC ")
+    monkeypatch.delenv("SEGMENTS_SPARK_PROFILE", raising=False)
+    # Production default: no JVM tuning unless a profile asks for it.
+    assert settings.load().spark_java_options == ""
+    monkeypatch.setenv("SEGMENTS_SPARK_PROFILE", "small-machine")
+    assert settings.load().spark_java_options == "-XX:+UseParallelGC -XX:MaxNodeLimit=30000"
+    monkeypatch.setenv("SEGMENTS_SPARK_JAVA_OPTIONS", " -XX:+UseG1GC ")  # replaces the profile's options
     assert settings.load().spark_java_options == "-XX:+UseG1GC"
     monkeypatch.setenv("SEGMENTS_SPARK_JAVA_OPTIONS", "")  # set but empty: the JVM's own defaults
     assert settings.load().spark_java_options == ""
 
 
-def test_class_archive_joins_the_driver_options_once_it_exists(tmp_path, monkeypatch):
-    monkeypatch.delenv("SEGMENTS_SPARK_JAVA_OPTIONS", raising=False)
-    monkeypatch.delenv("SEGMENTS_SPARK_CLASS_ARCHIVE", raising=False)
-    monkeypatch.setenv("SEGMENTS_HOME", str(tmp_path / "home"))
-    # One archive per checkout (it belongs to the JDK and the job environment), whatever SEGMENTS_HOME is.
-    assert settings.load().spark_class_archive == settings.REPO_ROOT / "var" / "jvm" / "spark-classes.jsa"
-
-    archive = tmp_path / "jvm dir" / "classes.jsa"
-    monkeypatch.setenv("SEGMENTS_SPARK_CLASS_ARCHIVE", str(archive))
-    # Not built yet: no option, since a JVM pointed at a missing archive also drops the JDK's own one.
-    assert settings.load().driver_java_options == settings.DEFAULT_SPARK_JAVA_OPTIONS
-    archive.parent.mkdir()
-    archive.write_bytes(b"built")
-    # The path holds a space: quoted, as Spark splits the options like a shell.
-    assert settings.load().driver_java_options == (
-        f'{settings.DEFAULT_SPARK_JAVA_OPTIONS} -XX:SharedArchiveFile="{archive}"')
-    monkeypatch.setenv("SEGMENTS_SPARK_JAVA_OPTIONS", "")
-    assert settings.load().driver_java_options == f'-XX:SharedArchiveFile="{archive}"'
-
-    monkeypatch.setenv("SEGMENTS_SPARK_CLASS_ARCHIVE", "")  # set but empty: never use one
-    s = settings.load()
-    assert s.spark_class_archive is None and s.driver_java_options == ""
+def test_unknown_spark_profile_is_a_bad_setting(monkeypatch):
+    monkeypatch.setenv("SEGMENTS_SPARK_PROFILE", "huge")
+    with pytest.raises(settings.BadSetting, match="SEGMENTS_SPARK_PROFILE"):
+        settings.load()
 
 
 def test_airflow_environment_is_low_parallelism_and_local_spark(platform_home, monkeypatch):

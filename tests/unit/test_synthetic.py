@@ -11,8 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from segments import catalog, synthetic
+from core import tables
 
+from core import warehouse
+from synthetic import generator as synthetic
 USERS, DAYS, END = 300, 35, "2024-03-31"
 DATES = [(dt.date(2024, 3, 31) - dt.timedelta(days=DAYS - 1 - i)).isoformat() for i in range(DAYS)]
 RAW = ("raw.events", "raw.orders", "raw.users")
@@ -20,7 +22,7 @@ RAW = ("raw.events", "raw.orders", "raw.users")
 
 def _read_all(name: str) -> pd.DataFrame:
     return pa.concat_tables(
-        [catalog.read_arrow(name, ds, columns=catalog.table(name).all_columns()) for ds in DATES]
+        [warehouse.read_arrow(name, ds, columns=tables.table(name).all_columns()) for ds in DATES]
     ).to_pandas()
 
 
@@ -36,8 +38,8 @@ def _snapshot(home) -> dict[str, pa.Table]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SEGMENTS_HOME", str(home))
         mp.delenv("SEGMENTS_WAREHOUSE", raising=False)
-        out = {f"{n}/{ds}": catalog.read_arrow(n, ds) for n in RAW for ds in catalog.partitions(n)}
-        out["eval.planted_personas"] = catalog.read_arrow("eval.planted_personas")
+        out = {f"{n}/{ds}": warehouse.read_arrow(n, ds) for n in RAW for ds in warehouse.partitions(n)}
+        out["eval.planted_personas"] = warehouse.read_arrow("eval.planted_personas")
         return out
 
 
@@ -52,7 +54,7 @@ def wh(tmp_path_factory):
         events = _read_all("raw.events")
         orders = _read_all("raw.orders")
         users = _read_all("raw.users")
-        personas = catalog.read_pandas("eval.planted_personas")
+        personas = warehouse.read_pandas("eval.planted_personas")
     return {"home": home, "summary": summary, "events": events, "orders": orders, "users": users,
             "personas": personas}
 
@@ -91,18 +93,18 @@ def test_summary(wh):
 
 def test_partitions_are_exactly_the_requested_dates(at_home):
     for name in RAW:
-        assert catalog.partitions(name) == DATES, name
+        assert warehouse.partitions(name) == DATES, name
 
 
 def test_files_have_the_catalog_schema(at_home):
     for name in RAW:
         for ds in (DATES[0], DATES[-1]):
-            files = list(Path(catalog.partition_path(name, ds)).glob("*.parquet"))
+            files = list(Path(warehouse.partition_path(name, ds)).glob("*.parquet"))
             assert files, (name, ds)
             for f in files:
-                assert pq.read_schema(f).remove_metadata().equals(catalog.table(name).arrow_schema()), name
-    f = next(Path(catalog.table_path("eval.planted_personas")).glob("*.parquet"))
-    assert pq.read_schema(f).remove_metadata().equals(catalog.table("eval.planted_personas").arrow_schema())
+                assert pq.read_schema(f).remove_metadata().equals(tables.table(name).arrow_schema()), name
+    f = next(Path(warehouse.table_path("eval.planted_personas")).glob("*.parquet"))
+    assert pq.read_schema(f).remove_metadata().equals(tables.table("eval.planted_personas").arrow_schema())
 
 
 def test_same_seed_identical_other_seed_different(wh, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs.window_state import CATEGORIES_TABLE, USERS_TABLE, window_states
-from segments import catalog
+from core import warehouse
 from tests.unit.test_features import _daily
 
 pytestmark = pytest.mark.spark
@@ -22,10 +22,10 @@ def _day(offset: int, ds: str = DS) -> str:
 
 def _rows(state):
     users, categories = state
-    users = catalog.conform(users.withColumn("holiday_country", F.lit("US")), USERS_TABLE)
+    users = warehouse.conform(users.withColumn("holiday_country", F.lit("US")), USERS_TABLE)
     return ({(r.user_id, r.ds): r.asDict() for r in users.collect()},
             {(r.user_id, r.category, r.ds): r.asDict()
-             for r in catalog.conform(categories, CATEGORIES_TABLE).collect()})
+             for r in warehouse.conform(categories, CATEGORIES_TABLE).collect()})
 
 
 def test_sums_latest_days_and_categories_from_scratch(spark):

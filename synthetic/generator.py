@@ -67,8 +67,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from segments import catalog
-from segments.settings import SEQUENCE_DAYS
+from core import tables
+
+from core import warehouse
+from core.settings import SEQUENCE_DAYS
 
 PERSONAS: tuple[str, ...] = (
     "high_value_loyal",
@@ -265,7 +267,7 @@ def _make_population(n: int, days: int, start: dt.date, rng: np.random.Generator
             "occupation": _with_nulls(pa.array(OCCUPATIONS).take(occupation), missing["occupation"]),
             "city_tier": _with_nulls(pa.array(CITY_TIERS).take(tier), missing["city_tier"]),
         },
-        schema=catalog.table("raw.users").arrow_schema(),
+        schema=tables.table("raw.users").arrow_schema(),
     )
     return _Population(
         persona=persona,
@@ -433,7 +435,7 @@ def _day(
             "discount_amount": pa.array(discount, pa.float64()),
             "status": pa.array(ORDER_STATUSES).take(pa.array(status)),
         },
-        schema=catalog.table("raw.orders").arrow_schema(),
+        schema=tables.table("raw.orders").arrow_schema(),
     )
 
     # --- arrival order, ids, and data-quality defects ---------------------------------------------
@@ -461,7 +463,7 @@ def _day(
             "dwell_seconds": pa.array(dwell[rows], pa.float64()),
             "device": pa.array(DEVICES).take(pa.array(s_device[e_sess][rows])),
         },
-        schema=catalog.table("raw.events").arrow_schema(),
+        schema=tables.table("raw.events").arrow_schema(),
     )
     return events, orders
 
@@ -513,7 +515,7 @@ def generate(users: int, days: int, end_date: str, seed: int = 42, progress: boo
     product_ids, product_prices = _make_products(static)
     ng_scale = _ng_base_scale() * _P_ACTIVE[AR] / _P_ACTIVE[NG]
 
-    catalog.write_arrow(
+    warehouse.write_arrow(
         "eval.planted_personas",
         pa.table({"user_id": pop.user_ids, "persona": pa.array(PERSONAS).take(pa.array(pop.persona))}),
     )
@@ -530,9 +532,9 @@ def generate(users: int, days: int, end_date: str, seed: int = 42, progress: boo
             if delay:
                 arriving.setdefault(d + delay, []).append(rows)
         events = pa.concat_tables([by_delay[0], *arriving.pop(d, [])])
-        catalog.write_arrow("raw.events", events, ds)
-        catalog.write_arrow("raw.orders", orders, ds)
-        catalog.write_arrow("raw.users", pop.users_table.filter(pa.array(pop.signup_day <= d)), ds)
+        warehouse.write_arrow("raw.events", events, ds)
+        warehouse.write_arrow("raw.orders", orders, ds)
+        warehouse.write_arrow("raw.users", pop.users_table.filter(pa.array(pop.signup_day <= d)), ds)
         n_events += events.num_rows
         n_orders += orders.num_rows
 

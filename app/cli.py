@@ -14,8 +14,8 @@ import sys
 import time
 from typing import Callable
 
-from segments.errors import PlatformError
-from segments.settings import SEGMENT_METHODS
+from core.errors import PlatformError
+from core.settings import SEGMENT_METHODS
 
 log = logging.getLogger("segments")
 
@@ -23,7 +23,7 @@ log = logging.getLogger("segments")
 
 def validated_tables() -> list[str]:
     """Tables that have an expectation suite (the suite files are the one declaration)."""
-    from segments.settings import REPO_ROOT
+    from core.settings import REPO_ROOT
 
     return sorted(p.stem for p in (REPO_ROOT / "expectations").glob("*.json"))
 
@@ -59,7 +59,7 @@ def _step(name: str) -> Callable[[str], None]:
 
 # --- subcommands ------------------------------------------------------------------------------------
 def cmd_seed(args: argparse.Namespace) -> None:
-    from segments.synthetic import generate
+    from synthetic.generator import generate
 
     done = _step("seed")
     summary = generate(users=args.users, days=args.days, end_date=args.end_date, seed=args.seed,
@@ -67,22 +67,6 @@ def cmd_seed(args: argparse.Namespace) -> None:
     personas = ", ".join(f"{k}={v}" for k, v in sorted(summary.persona_counts.items()))
     done(f"{summary.users} users x {summary.days} days ({summary.start_date} .. {summary.end_date}): "
          f"{summary.events} events, {summary.orders} orders; personas: {personas}")
-
-
-def cmd_class_archive(args: argparse.Namespace) -> None:
-    from jobs import class_archive
-    from segments import settings as settings_mod
-
-    path = settings_mod.load().spark_class_archive
-    if path is None:
-        raise class_archive.ClassArchiveError(
-            "SEGMENTS_SPARK_CLASS_ARCHIVE is set empty: no class archive is wanted")
-    log_path = path.with_suffix(".log")
-    done = _step("class-archive")
-    print(f"[class-archive] training run: features for 2 dates on a {class_archive.TRAINING_USERS}-user "
-          f"synthetic warehouse, then the JVM writes its classes (1-2 minutes; log: {log_path})", flush=True)
-    summary = class_archive.build(path, log_path)
-    done(f"{summary.path}: {summary.size_bytes / 2**20:.0f} MiB; Spark jobs map it from now on")
 
 
 def cmd_features(args: argparse.Namespace, spark=None) -> None:
@@ -215,8 +199,9 @@ def cmd_sql(args: argparse.Namespace) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> None:
-    from segments import catalog, settings
-
+    from core import tables
+    from core import warehouse
+    from core import settings
     s = settings.load()
     print(f"SEGMENTS_HOME  {s.home}")
     print(f"warehouse      {s.warehouse}")
@@ -224,17 +209,17 @@ def cmd_info(args: argparse.Namespace) -> None:
     print(f"BI database    {s.bi_url if not s.bi_is_postgres else 'postgresql://' + s.bi_url.split('@')[-1]}")
     print(f"Data Docs      {s.gx_dir}")
     print("tables:")
-    for name, table in catalog.TABLES.items():
-        parts = catalog.partitions(name) if table.partitioned else []
-        where = catalog.table_path(name)
+    for name, table in tables.TABLES.items():
+        parts = warehouse.partitions(name) if table.partitioned else []
+        where = warehouse.table_path(name)
         span = f"{len(parts)} partitions {parts[0]} .. {parts[-1]}" if parts else ""
         print(f"  {name:<28} {span:<44} {where}")
 
 
 def cmd_model_list(args: argparse.Namespace) -> None:
     from ml.registry import list_versions
-    from segments.settings import load
-    from segments.tracking import mlflow_client
+    from core.settings import load
+    from core.model_registry import mlflow_client
 
     name = load().model_name
     rows = list_versions(mlflow_client(), name)
@@ -252,8 +237,8 @@ def cmd_model_list(args: argparse.Namespace) -> None:
 
 def cmd_model_promote(args: argparse.Namespace) -> None:
     from ml.registry import promote
-    from segments.settings import load
-    from segments.tracking import mlflow_client
+    from core.settings import load
+    from core.model_registry import mlflow_client
 
     name = load().model_name
     version, old = promote(mlflow_client(), name, args.version, args.reason)
@@ -263,8 +248,8 @@ def cmd_model_promote(args: argparse.Namespace) -> None:
 
 def cmd_model_rollback(args: argparse.Namespace) -> None:
     from ml.registry import rollback
-    from segments.settings import load
-    from segments.tracking import mlflow_client
+    from core.settings import load
+    from core.model_registry import mlflow_client
 
     name = load().model_name
     restored, demoted = rollback(mlflow_client(), name, args.reason)
@@ -277,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="segments",
         description="Daily user segmentation: seed a warehouse, build features, validate, train, score, publish.",
         epilog="Every location comes from the environment (SEGMENTS_HOME, default ./var); "
-        "see `python -m segments.settings`.",
+        "see `python -m core.settings`.",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
@@ -334,9 +319,6 @@ def build_parser() -> argparse.ArgumentParser:
             with_ds=False)
     p.add_argument("query", help='e.g. "SELECT segment_name, count(*) FROM segments.user_segments GROUP BY 1"')
     add("info", cmd_info, "Show where everything lives and which partitions exist.", with_ds=False)
-    add("class-archive", cmd_class_archive, "Build the Spark driver's class archive "
-        "(SEGMENTS_SPARK_CLASS_ARCHIVE): a small feature run whose JVM stores the classes it loaded, which "
-        "later jobs map instead of loading them (make install runs it once).", with_ds=False)
     p = sub.add_parser("model", help="Registered segmenter versions: list, promote, roll back.",
                        description="Registered segmenter versions: list, promote, roll back.")
     model_sub = p.add_subparsers(dest="model_command", required=True, metavar="ACTION")

@@ -1,6 +1,6 @@
 """MLflow wiring shared by training (ml/) and scoring (jobs/): tracking/registry URIs, experiment, aliases.
 
-Everything comes from ``segments.settings`` so that ``SEGMENTS_HOME`` alone selects a platform. MLflow is
+Everything comes from ``core.settings`` so that ``SEGMENTS_HOME`` alone selects a platform. MLflow is
 imported inside the functions: the Airflow environment and the CLI import this module cheaply.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 from urllib.parse import urlparse
 
-from segments import settings as settings_mod
-from segments.errors import PlatformError
+from core import settings as settings_mod
+from core.errors import PlatformError
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow.entities.model_registry import ModelVersion
@@ -176,12 +176,13 @@ def feature_table_columns(ds: str) -> list[str]:
     """
     import pyarrow.dataset as pads
 
-    from segments import catalog
+    from core import tables
 
-    path = catalog.partition_path("features.user_features", ds)
+    from core import warehouse
+    path = warehouse.partition_path("features.user_features", ds)
     if os.path.isdir(path) and any(p.suffix == ".parquet" for p in Path(path).iterdir()):
         return list(pads.dataset(path, format="parquet").schema.names)
-    return list(catalog.table("features.user_features").column_names)
+    return list(tables.table("features.user_features").column_names)
 
 
 def check_model_schema(model_uri: str, ds: str, label: str = "model") -> SchemaDiff:

@@ -12,7 +12,7 @@ from pathlib import Path
 _here = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if not p or Path(p).resolve() != _here]
 
-from segments.cli import main  # noqa: E402
+from app.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))

@@ -4,7 +4,7 @@ Defaults give the embedded platform (Parquet warehouse, SQLite MLflow, SQLite Ai
 under one root, ``SEGMENTS_HOME`` (default ``<repo>/var``). Setting ``SEGMENTS_HOME`` alone gives a
 completely separate platform. Stdlib only: the Airflow environment imports it at DAG parse time.
 
-Run ``python -m segments.settings`` to print the effective settings.
+Run ``python -m core.settings`` to print the effective settings.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from segments.errors import PlatformError
+from core.errors import PlatformError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,30 +34,26 @@ def _env_raw(name: str, default: str) -> str:
     return default if value is None else value.strip()
 
 
-def _optional_path(value: str) -> Path | None:
-    return Path(value).expanduser().resolve() if value else None
-
-
 class BadSetting(PlatformError, ValueError):
     """An environment variable holds a value the platform cannot use."""
 
-    hint = "fix or unset the variable; `python -m segments.settings` prints the effective settings"
+    hint = "fix or unset the variable; `python -m core.settings` prints the effective settings"
 
 
 # Teacher methods (ml/teacher.py): the RFM baseline, all features after PCA, features + sequence embedding.
 SEGMENT_METHODS = ("rfm_kmeans", "feature_kmeans", "sequence_kmeans")
 
-# JVM options of the Spark driver (in local mode, the whole of Spark). Measured on the 200k x 90 daily
-# run (bench/RESULTS.md), each job being a fresh JVM that spends about half its CPU in the JIT compiler:
-# - the parallel (throughput) collector: a batch job on two cores; G1's concurrent threads and barriers
-#   cost more CPU than its short pauses are worth here;
-# - C2 gives up on methods larger than 30k IR nodes (default 80k): the whole-stage code of user_features'
-#   joins and ~150 output columns otherwise costs 12-14 s of C2 time per method while the one C2 thread
-#   holds everything else back; those methods get C1's optimised code instead.
-DEFAULT_SPARK_JAVA_OPTIONS = "-XX:+UseParallelGC -XX:MaxNodeLimit=30000"
-# The driver's class archive (jobs/class_archive.py): tied to the JDK and the job environment's jars, not
-# to a warehouse, so it lives with them (one per checkout), whatever SEGMENTS_HOME is.
-DEFAULT_SPARK_CLASS_ARCHIVE = REPO_ROOT / "var" / "jvm" / "spark-classes.jsa"
+# Named JVM option sets for the Spark driver (in local mode, the whole of Spark); SEGMENTS_SPARK_JAVA_OPTIONS
+# replaces the profile's options. "standard" keeps the JVM's defaults: the production default.
+# "small-machine" was measured on the 200k-user daily run on 2 cores (docs/benchmarks.md), each job being a
+# fresh JVM that spends about half its CPU in the JIT compiler: the parallel collector (G1's concurrent
+# threads cost more CPU than its short pauses are worth there), and C2 giving up on methods over 30k IR
+# nodes (default 80k): user_features' whole-stage code otherwise costs 12-14 s of C2 time per method.
+# The Makefile selects it for everything run on this machine (demo, tests, benchmarks).
+SPARK_PROFILES = {
+    "standard": "",
+    "small-machine": "-XX:+UseParallelGC -XX:MaxNodeLimit=30000",
+}
 
 
 def _n_segments(value: str) -> int | None:
@@ -96,8 +92,8 @@ class Settings:
     spark_master: str
     spark_driver_memory: str
     spark_shuffle_partitions: int
+    spark_profile: str  # a key of SPARK_PROFILES
     spark_java_options: str  # driver JVM options; "" = the JVM's defaults
-    spark_class_archive: Path | None  # the driver's class archive, used when the file exists; None = never
     job_python: Path
     model_name: str
     n_segments: int | None  # None: k chosen by silhouette within k_range
@@ -118,22 +114,12 @@ class Settings:
     def job_bin(self) -> Path:
         return self.job_python.parent
 
-    @property
-    def driver_java_options(self) -> str:
-        """The driver JVM's options: ``spark_java_options``, plus the class archive once it exists (a
-        missing or unreadable archive file would also turn off the JDK's own shared classes)."""
-        archive = self.spark_class_archive
-        if archive is None or not archive.is_file():
-            return self.spark_java_options
-        # Spark splits the options as a shell does.
-        quoted = f'"{archive}"' if " " in str(archive) else str(archive)
-        return f"{self.spark_java_options} -XX:SharedArchiveFile={quoted}".strip()
-
 
 def load() -> Settings:
     """Read the settings from the environment now (tests change the environment between calls)."""
     home = Path(_env("SEGMENTS_HOME", str(REPO_ROOT / "var"))).expanduser().resolve()
     mlflow_dir = home / "mlflow"
+    profile = _choice("SEGMENTS_SPARK_PROFILE", "standard", tuple(SPARK_PROFILES))
     return Settings(
         home=home,
         warehouse=_env("SEGMENTS_WAREHOUSE", str(home / "warehouse")),
@@ -145,9 +131,8 @@ def load() -> Settings:
         spark_master=_env("SEGMENTS_SPARK_MASTER", "local[2]"),
         spark_driver_memory=_env("SEGMENTS_SPARK_DRIVER_MEMORY", "4g"),
         spark_shuffle_partitions=int(_env("SEGMENTS_SPARK_SHUFFLE_PARTITIONS", "64")),
-        spark_java_options=_env_raw("SEGMENTS_SPARK_JAVA_OPTIONS", DEFAULT_SPARK_JAVA_OPTIONS),
-        spark_class_archive=_optional_path(
-            _env_raw("SEGMENTS_SPARK_CLASS_ARCHIVE", str(DEFAULT_SPARK_CLASS_ARCHIVE))),
+        spark_profile=profile,
+        spark_java_options=_env_raw("SEGMENTS_SPARK_JAVA_OPTIONS", SPARK_PROFILES[profile]),
         job_python=Path(_env("SEGMENTS_JOB_PYTHON", str(REPO_ROOT / ".venv" / "bin" / "python"))),
         model_name=_env("SEGMENTS_MODEL_NAME", "user_segmenter"),
         n_segments=_n_segments(_env("SEGMENTS_N_SEGMENTS", "6")),

@@ -1,0 +1,224 @@
+"""All warehouse I/O: paths, partitions, Spark and Arrow reads and writes of the tables in ``core.tables``.
+
+Hive layout ``<warehouse>/<layer>/<table>/ds=YYYY-MM-DD/``. Writes replace whole ``ds`` partitions, so
+reruns and backfills never duplicate rows. Jobs never build paths by hand: they call the functions here.
+
+PySpark is imported lazily so that the trainer (no JVM) can use the Arrow side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from core import settings as settings_mod
+from core.errors import PlatformError
+from core.tables import SPARK_TYPES, PARTITION_COLUMN, table
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+
+
+class TableNotFound(PlatformError):
+    """A table or partition the job needs does not exist yet."""
+
+    hint = "seed a warehouse (segments seed) or build the upstream stage for that date first"
+
+
+def warehouse_root() -> str:
+    return settings_mod.load().warehouse
+
+
+def table_path(name: str) -> str:
+    t = table(name)
+    return os.path.join(warehouse_root(), t.layer, t.short_name)
+
+
+def partition_path(name: str, ds: str) -> str:
+    return os.path.join(table_path(name), f"{PARTITION_COLUMN}={ds}")
+
+
+def partitions(name: str) -> list[str]:
+    """The ds values present for a table, sorted (local filesystem warehouse)."""
+    root = Path(table_path(name))
+    if not root.is_dir():
+        return []
+    prefix = f"{PARTITION_COLUMN}="
+    return sorted(
+        p.name[len(prefix):]
+        for p in root.iterdir()
+        if p.is_dir() and p.name.startswith(prefix) and any(f.suffix == ".parquet" for f in p.iterdir())
+    )
+
+
+# --- Spark side ------------------------------------------------------------------------------------
+def read_spark(
+    spark: "SparkSession",
+    name: str,
+    ds: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> "DataFrame":
+    """Read a table with its declared schema; ``ds`` selects one partition, [since, until) a window.
+
+    Filters are on the partition column, so Spark prunes directories instead of scanning the table.
+    """
+    from pyspark.sql import functions as F
+
+    t = table(name)
+    path = table_path(name)
+    if not os.path.isdir(path):
+        raise TableNotFound(f"table {name} does not exist yet (looked in {path})")
+    df = spark.read.schema(t.spark_ddl()).option("basePath", path).parquet(path)
+    if ds is not None:
+        df = df.where(F.col(PARTITION_COLUMN) == ds)
+    if since is not None:
+        df = df.where(F.col(PARTITION_COLUMN) >= since)
+    if until is not None:
+        df = df.where(F.col(PARTITION_COLUMN) < until)
+    return df
+
+
+def conform(df: "DataFrame", name: str) -> "DataFrame":
+    """Select the declared columns in order, cast to the declared types (fails on a missing column)."""
+    from pyspark.sql import functions as F
+
+    t = table(name)
+    missing = [c for c in t.all_columns() if c not in df.columns]
+    if missing:
+        raise ValueError(f"{name}: DataFrame lacks declared columns {missing}")
+    types = dict(t.columns) | ({PARTITION_COLUMN: "string"} if t.partitioned else {})
+    return df.select([F.col(c).cast(SPARK_TYPES[types[c]]).alias(c) for c in t.all_columns()])
+
+
+def write_spark(df: "DataFrame", name: str) -> None:
+    """Replace exactly the ds partitions present in ``df`` (dynamic partition overwrite)."""
+    t = table(name)
+    out = conform(df, name)
+    writer = out.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
+    if t.partitioned:
+        writer = writer.partitionBy(PARTITION_COLUMN)
+    writer.parquet(table_path(name))
+
+
+def write_spark_dates(df: "DataFrame", name: str, dates: Iterable[str]) -> list[str]:
+    """Replace the partitions of ``dates`` with the rows of ``df`` (rows of other dates are not expected);
+    return the dates that got no row and so lost their old partition.
+
+    Spark's dynamic overwrite replaces only the partitions that have rows: a date rebuilt empty (every row
+    of the day quarantined, no active user left) would otherwise keep its stale rows. A partition the write
+    left alone keeps its fingerprint; no extra Spark job is needed to tell which dates had rows.
+    """
+    existing = set(partitions(name))
+    before = {d: partition_fingerprint(name, d) for d in sorted(set(dates)) if d in existing}
+    write_spark(df, name)
+    return [d for d, fingerprint in before.items()
+            if partition_fingerprint(name, d) == fingerprint and delete_partition(name, d)]
+
+
+# --- partition metadata (planning) -------------------------------------------------------------------
+def partition_fingerprint(name: str, ds: str) -> str:
+    """Names, sizes, inodes and modification times of a partition's data files, hashed: it changes whenever
+    the partition is written again (every write here creates new files before removing the old ones, so
+    they get new inodes even within one clock tick), so a stored fingerprint tells whether the partition is
+    still the one something was built from."""
+    files = sorted((f.name, st.st_size, st.st_ino, st.st_mtime_ns)
+                   for f in Path(partition_path(name, ds)).iterdir()
+                   if f.suffix == ".parquet" and (st := f.stat()))
+    return hashlib.sha1(repr(files).encode()).hexdigest()[:16]
+
+
+def timestamp_days(name: str, ds: str, column: str) -> set[str]:
+    """The UTC dates ('YYYY-MM-DD') of the non-null values of a timestamp column in one partition.
+
+    Streamed record batch by record batch, one column: planning reads a few bytes per row and keeps only
+    the set of dates, never the rows.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pads
+
+    t = table(name)
+    if dict(t.columns).get(column) != "timestamp":
+        raise ValueError(f"{name}.{column} is not a timestamp column")
+    dataset = pads.dataset(partition_path(name, ds), format="parquet", schema=t.arrow_schema())
+    days: set[str] = set()
+    for batch in dataset.to_batches(columns=[column]):
+        # The declared type is timestamp[us, tz=UTC], so the date is that of the UTC instant.
+        dates = pc.unique(pc.cast(batch.column(0), pa.date32())).drop_null()
+        days.update(d.isoformat() for d in dates.to_pylist())
+    return days
+
+
+# --- Arrow / pandas side (generator, trainer, publisher) --------------------------------------------
+def read_arrow(name: str, ds: str | None = None, columns: Iterable[str] | None = None) -> "pa.Table":
+    """Read one partition (or an unpartitioned table) as Arrow, with the declared schema."""
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+
+    t = table(name)
+    if t.partitioned and ds is None:
+        raise ValueError(f"{name} is partitioned by ds: pass ds")
+    path = partition_path(name, ds) if t.partitioned else table_path(name)
+    if not os.path.isdir(path):
+        hint = f" for ds={ds}" if ds else ""
+        raise TableNotFound(f"table {name} has no data{hint} (looked in {path})")
+    cols = list(columns) if columns is not None else t.column_names
+    data_cols = [c for c in cols if c != PARTITION_COLUMN]
+    dataset = pads.dataset(path, format="parquet", schema=t.arrow_schema())
+    result = dataset.to_table(columns=data_cols)
+    if t.partitioned and PARTITION_COLUMN in cols:
+        result = result.append_column(PARTITION_COLUMN, pa.array([ds] * result.num_rows, pa.string()))
+    return result
+
+
+def read_pandas(name: str, ds: str | None = None, columns: Iterable[str] | None = None) -> "pd.DataFrame":
+    return read_arrow(name, ds, columns).to_pandas()
+
+
+def write_arrow(name: str, data: "pa.Table", ds: str | None = None) -> None:
+    """Replace one partition (or the whole unpartitioned table) with ``data``.
+
+    The new files are written beside the old ones and swapped in by rename, so a crash mid-write
+    leaves the previous version in place.
+    """
+    import pyarrow.parquet as pq
+
+    t = table(name)
+    if t.partitioned and ds is None:
+        raise ValueError(f"{name} is partitioned by ds: pass ds")
+    target = Path(partition_path(name, ds) if t.partitioned else table_path(name))
+    schema = t.arrow_schema()
+    data = data.select(t.column_names).cast(schema)
+    staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    staging.mkdir(parents=True)
+    pq.write_table(data, staging / "part-00000.parquet", compression="snappy")
+    trash = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
+    if target.exists():
+        target.rename(trash)
+    staging.rename(target)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def delete_partition(name: str, ds: str) -> bool:
+    """Remove one partition (a rebuilt day that has no rows any more, ``write_spark_dates``); return
+    whether it existed.
+
+    Spark's dynamic overwrite replaces only the partitions that have rows, so a day that became empty
+    would otherwise keep its stale rows. One rename takes it out of sight, then its files are removed.
+    """
+    if not table(name).partitioned:
+        raise ValueError(f"{name} is not partitioned: it has no partition ds={ds}")
+    target = Path(partition_path(name, ds))
+    if not target.exists():
+        return False
+    trash = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
+    target.rename(trash)
+    shutil.rmtree(trash, ignore_errors=True)
+    return True
