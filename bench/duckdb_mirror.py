@@ -11,8 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from jobs.cleaning import EVENT_TYPES, ORDER_STATUSES  # plain tuples (no Spark session needed)
-from core.tables import UNKNOWN
+from core.tables import EVENT_TYPES, ORDER_STATUSES, UNKNOWN
 
 # The columns both engines must agree on. ``device`` (a mode, ties broken arbitrarily) is left out.
 INT_COLUMNS = ("sessions", "views", "searches", "add_to_carts", "remove_from_carts", "purchases",

@@ -91,6 +91,9 @@ def _cols(spec: str) -> tuple[tuple[str, str], ...]:
 
 
 UNKNOWN = "unknown"
+# The raw contract's vocabularies: cleaning quarantines any other value, the generator writes only these.
+EVENT_TYPES = ("view", "search", "add_to_cart", "remove_from_cart", "purchase")
+ORDER_STATUSES = ("completed", "cancelled", "refunded")
 
 TABLES: dict[str, Table] = {
     t.name: t

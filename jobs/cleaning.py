@@ -35,11 +35,9 @@ from typing import Mapping
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from core.tables import UNKNOWN
+from core.tables import EVENT_TYPES, ORDER_STATUSES, UNKNOWN
 
 DROP, IMPUTE_UNKNOWN, IMPUTE_MEDIAN = "drop", "unknown", "median"
-EVENT_TYPES = ("view", "search", "add_to_cart", "remove_from_cart", "purchase")
-ORDER_STATUSES = ("completed", "cancelled", "refunded")
 PERCENTILE_ACCURACY = 10_000  # percentile_approx: relative rank error 1/10000
 RAW_DS = "raw_ds"  # the raw partition a cleaned row arrived in (``ds`` is its true UTC day)
 

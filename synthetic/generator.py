@@ -71,6 +71,7 @@ from core import tables
 
 from core import warehouse
 from core.settings import SEQUENCE_DAYS
+from core.tables import EVENT_TYPES, ORDER_STATUSES
 
 PERSONAS: tuple[str, ...] = (
     "high_value_loyal",
@@ -83,10 +84,8 @@ PERSONAS: tuple[str, ...] = (
 PERSONA_SHARES = np.array([0.12, 0.18, 0.20, 0.15, 0.15, 0.20])
 HV, BH, WS, AR, NG, OC = range(len(PERSONAS))
 
-EVENT_TYPES = ("view", "search", "add_to_cart", "remove_from_cart", "purchase")
 EV_VIEW, EV_SEARCH, EV_CART, EV_REMOVE, EV_PURCHASE = range(len(EVENT_TYPES))
 DEVICES = ("mobile", "desktop", "tablet")
-ORDER_STATUSES = ("completed", "cancelled", "refunded")
 GENDERS = ("female", "male", "other")
 OCCUPATIONS = ("student", "professional", "manager", "service", "self_employed", "retired", "unemployed")
 CITY_TIERS = ("1", "2", "3")

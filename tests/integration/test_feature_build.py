@@ -119,7 +119,7 @@ def test_late_events_are_counted_on_their_true_day(warehouse, spark):
     frames = [warehouse.read_pandas("raw.events", d, tables.table("raw.events").all_columns())
               for d in ("2026-03-12", "2026-03-13", "2026-03-14")]
     ev = pd.concat(frames)
-    ev = ev[ev["user_id"].notna() & ev["event_type"].isin(cleaning.EVENT_TYPES) & (ev["price"] >= 0)]
+    ev = ev[ev["user_id"].notna() & ev["event_type"].isin(tables.EVENT_TYPES) & (ev["price"] >= 0)]
     ev = ev.drop_duplicates("event_id")
     true_day = ev["event_ts"].dt.strftime("%Y-%m-%d")
     on_day = ev[true_day == "2026-03-12"]
