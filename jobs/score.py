@@ -1,14 +1,12 @@
 """Score every user of features.user_features for ds with the champion model, inside Spark.
 
-The contract with ml/ is the registered MLflow model: a pyfunc that takes feature-table rows and
-returns segment_id, segment_name, confidence and probabilities. Rows never travel to the driver:
-each Python worker loads the model once and scores its Arrow batches (mapInPandas).
+The contract with ml/ is the registered MLflow model version, which carries its own scoring code:
+each Python worker loads the version's packaged runtime once (``core.model_runtime``, never the
+installed ``ml`` package) and scores its Arrow batches (mapInPandas). Rows never travel to the driver.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -17,9 +15,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from core import tables
-
-from core import warehouse
+from core import model_runtime, tables, warehouse
 from core import settings as settings_mod
 from core.errors import PlatformError
 
@@ -48,17 +44,16 @@ class ScoreSummary:
 
 
 def _load_segmenter(model_dir_name: str) -> Any:
-    """The champion's ``ml.serving.Segmenter``, loaded once per Python worker process and cached.
+    """The champion's ``Segmenter``, from its packaged runtime, loaded once per Python worker and cached.
 
-    Spark reuses Python workers across tasks (spark.python.worker.reuse, on by default), so TensorFlow
-    is imported and the Keras model built once per worker, not once per task or batch. Workers read the
-    model directory shipped with SparkContext.addFile and never import MLflow; the driver checked the
-    input schema before the job.
+    Spark reuses Python workers across tasks (spark.python.worker.reuse, on by default), so the network
+    is built once per worker, not once per task or batch. Workers read the model directory shipped with
+    SparkContext.addFile and never import MLflow; the driver checked the input schema before the job.
     """
     from pyspark import SparkFiles
 
+    from core.model_runtime import load_segmenter
     from jobs import score as this_module  # the module-level cache outlives one task's closure
-    from ml.serving import Segmenter
 
     cache = this_module._MODEL_CACHE
     if model_dir_name not in cache:
@@ -67,7 +62,7 @@ def _load_segmenter(model_dir_name: str) -> Any:
         from threadpoolctl import threadpool_limits
 
         cache["_blas_limit"] = threadpool_limits(limits=1, user_api="blas")
-        cache[model_dir_name] = Segmenter.from_model_dir(SparkFiles.get(model_dir_name))
+        cache[model_dir_name] = load_segmenter(SparkFiles.get(model_dir_name))
     return cache[model_dir_name]
 
 
@@ -82,23 +77,6 @@ def _predictor(model_dir_name: str) -> Callable[[Iterator[pd.DataFrame]], Iterat
             yield model.predict(batch)[_PREDICTION_COLUMNS]
 
     return predict
-
-
-def local_model_dir(model_uri: str, name: str) -> Path:
-    """The model's files on the driver, downloaded once per version under SEGMENTS_HOME/tmp/models.
-
-    A registered version's artifacts never change, so a later run (the next day) reuses the copy.
-    """
-    import mlflow
-
-    target = settings_mod.load().home / "tmp" / "models" / name
-    if not (target / "MLmodel").is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-        mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(staging))
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)  # atomic: a half-downloaded model is never picked up
-    return target
 
 
 def score_users(features: DataFrame, model_dir: Path, partitions: int | None = None) -> DataFrame:
@@ -150,7 +128,7 @@ def score(spark: SparkSession, ds: str, champion: Champion | None = None) -> Sco
     """Write segments.user_segments for ds with the champion pinned by version for the whole run."""
     s = settings_mod.load()
     champion = champion or resolve_champion(ds)
-    model_dir = local_model_dir(champion.uri, f"{s.model_name}-v{champion.version}")
+    model_dir = model_runtime.local_model_dir(champion.uri, f"{s.model_name}-v{champion.version}")
     features = warehouse.read_spark(spark, "features.user_features", ds=ds).drop("ds")  # not a model input
     scored = score_users(features, model_dir).select(
         "*",

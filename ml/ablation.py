@@ -59,19 +59,16 @@ def run_ablation(
 ) -> pd.DataFrame:
     """One row per method (plus '<default> + N-seed ensemble' when ``ensemble`` > 1)."""
     from ml.evaluation import load_personas
-    from ml.train import check_users, load_features, prepare
-    from core import settings as settings_mod
+    from ml.train import load_checked, prepare, run_config
 
-    s = settings_mod.load()
-    epochs = s.train_epochs if epochs is None else int(epochs)
-    seed = s.seed if seed is None else int(seed)
-    df = load_features(ds)
-    check_users(len(df), s.n_segments, s.k_range, ds)
+    config = run_config(epochs=epochs, seed=seed)
+    s, epochs, seed = config.settings, config.epochs, config.seed
+    df = load_checked(ds, s)
     prep = prepare(df)
     personas = load_personas()
     plan = [(m, 1) for m in methods]
     if ensemble > 1:
-        plan.append((s.segment_method, ensemble))
+        plan.append((config.method, ensemble))
     rows = []
     for method, n_models in plan:
         label = method if n_models == 1 else f"{method} + {n_models}-seed ensemble"
@@ -88,8 +85,7 @@ def run_ablation(
                                           ("teacher_persona_ari", "holdout_macro_f1", "retrain_student_ari")))
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     table.attrs.update(ds=ds, users=len(df), holdout=int(prep.hold.sum()), epochs=epochs, seed=seed,
-                       k_mode="fixed" if s.n_segments is not None else f"silhouette {s.k_range[0]}-{s.k_range[1]}",
-                       cold_start=int(first.get("cold_start_users", 0)))
+                       k_mode=config.k_mode, cold_start=int(first.get("cold_start_users", 0)))
     return table
 
 

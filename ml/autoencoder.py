@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ml import tfsetup
+from ml.data import sample_index
+from ml.runtime import tfsetup
 
 LATENT = 8
 UNITS = 32
@@ -48,13 +49,6 @@ def build_autoencoder(days: int, n_channels: int, latent: int = LATENT, units: i
     autoencoder.compile(optimizer=keras.optimizers.Adam(learning_rate=3e-3), loss="mse")
     encoder = keras.Model(seq_in, code, name="sequence_encoder")
     return autoencoder, encoder
-
-
-def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
-    """Sorted indices of a seeded sample of ``min(n, size)`` rows (all rows when n <= size)."""
-    if n <= size:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
 
 
 def smooth_sequence(seq: np.ndarray, window: int = SMOOTH_DAYS) -> np.ndarray:
@@ -89,7 +83,7 @@ def fit_autoencoder(
     if seq.ndim != 3 or len(seq) < 2:
         raise ValueError(f"need a [N>=2, days, channels] sequence tensor, got shape {seq.shape}")
     keras.utils.set_random_seed(seed)
-    rows = sample_rows(len(seq), sample_size, seed)
+    rows = sample_index(len(seq), sample_size, seed)
     x = seq[rows].astype(np.float32)
     target = smooth_sequence(x, smooth_days)
     autoencoder, encoder = build_autoencoder(x.shape[1], x.shape[2], latent)

@@ -12,6 +12,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from core.warehouse import TableNotFound, partitions, read_pandas
+
 HOLDOUT_MODULUS = 5  # 1 in 5 users is held out
 
 
@@ -75,8 +77,6 @@ def apply_mapping(labels: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
 
 def load_personas() -> pd.DataFrame | None:
     """user_id -> persona from the synthetic generator, or None on real data (table absent)."""
-    from core.warehouse import TableNotFound, read_pandas
-
     try:
         personas = read_pandas("eval.planted_personas")
     except TableNotFound:
@@ -116,22 +116,42 @@ def cold_start_mask(features: pd.DataFrame, days: int = COLD_START_DAYS) -> np.n
     return active < days
 
 
-def day_to_day_stability(
-    previous_users: Iterable[str], previous_labels: np.ndarray, users: Iterable[str], labels: np.ndarray
-) -> dict[str, float]:
-    """Share of users labelled on both days who keep their segment (personas are fixed per user).
+def stability_reference(ds: str) -> str | None:
+    """The date day-to-day stability compares ds with: the latest features.user_features partition
+    before ds (ds-1 in a daily run), or None when there is none."""
+    earlier = [p for p in partitions("features.user_features") if p < ds]
+    return earlier[-1] if earlier else None
 
-    Returns {'stability': share, 'users': count of users on both days}; share is NaN with no overlap.
+
+def user_rows(ds: str) -> pd.DataFrame:
+    """features.user_features for ds, one row per user (the first), rows without a user_id dropped."""
+    df = read_pandas("features.user_features", ds)
+    return df[df["user_id"].notna()].drop_duplicates("user_id")
+
+
+def holdout_rows(ds: str) -> pd.DataFrame:
+    """The held-out users' rows of features.user_features for ds, one per user."""
+    df = user_rows(ds)
+    return df[is_holdout(df["user_id"])].reset_index(drop=True)
+
+
+def day_to_day_stability(
+    users_before: Iterable[str], labels_before: np.ndarray, users: Iterable[str], labels: np.ndarray
+) -> tuple[float | None, int]:
+    """Day-to-day stability: the share of users labelled on both days who keep their segment, and how
+    many users were on both days; (None, 0) without overlap.
+
+    The one definition used by training's metric and by the promotion gate, both on the held-out users of
+    ds and of ``stability_reference(ds)``, each day labelled by the same model.
     """
-    prev = pd.Series(np.asarray(previous_labels), index=pd.Index(list(previous_users), name="user_id"))
+    before = pd.Series(np.asarray(labels_before), index=pd.Index(list(users_before), name="user_id"))
     now = pd.Series(np.asarray(labels), index=pd.Index(list(users), name="user_id"))
-    prev = prev[~prev.index.duplicated()]
+    before = before[~before.index.duplicated()]
     now = now[~now.index.duplicated()]
-    both = prev.index.intersection(now.index)
+    both = before.index.intersection(now.index)
     if len(both) == 0:
-        return {"stability": float("nan"), "users": 0.0}
-    kept = (prev.loc[both].to_numpy() == now.loc[both].to_numpy()).mean()
-    return {"stability": float(kept), "users": float(len(both))}
+        return None, 0
+    return float((before.loc[both].to_numpy() == now.loc[both].to_numpy()).mean()), int(len(both))
 
 
 def retrain_stability(labels_a: np.ndarray, labels_b: np.ndarray) -> float:

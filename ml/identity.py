@@ -2,7 +2,7 @@
 
 K-means numbers its clusters arbitrarily, so without this step a retrain could call yesterday's segment 2
 "segment 4" and every BI chart of segment sizes over time would jump. Each model stores its segment
-profiles (per segment, the mean of the numeric contract features in raw units) in the run artifact
+profiles (``ml.profiles.segment_profiles`` of the numeric contract features) in the run artifact
 ``segment_identity.json``. At training time the champion's profiles and the new ones are standardised with
 the *new training data's* per-user mean/std (so every feature weighs the same and units cancel), matched
 one-to-one by Hungarian assignment on centroid distance, and the new teacher labels are relabelled before
@@ -29,6 +29,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ml.profiles import numeric_frame, segment_profiles
+
 ARTIFACT = "segment_identity.json"
 FORMAT_VERSION = 1
 # One standard deviation per feature on average: closer than that, a segment is "the same group".
@@ -42,19 +44,6 @@ def identity_features(columns: Sequence[str]) -> list[str]:
 
     present = set(columns)
     return [c for c in NUMERIC_FEATURES if c in present]
-
-
-def numeric_frame(features: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """``columns`` of ``features`` as float, non-finite values -> NaN (ignored by means and stds)."""
-    frame = features[list(columns)].apply(pd.to_numeric, errors="coerce").astype(float)
-    return frame.where(np.isfinite(frame))
-
-
-def segment_profiles(features: pd.DataFrame, labels: np.ndarray, columns: Sequence[str]) -> pd.DataFrame:
-    """Per-segment means of ``columns`` in raw units (NaN ignored), indexed by segment id, sorted."""
-    frame = numeric_frame(features, columns)
-    frame["segment_id"] = np.asarray(labels, dtype=np.int64)
-    return frame.groupby("segment_id")[list(columns)].mean().sort_index()
 
 
 def profiles_to_json(

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ml import tfsetup
+from ml.runtime import tfsetup
 
 LSTM_UNITS = 32
 STATIC_UNITS = 32
@@ -70,7 +70,7 @@ def ensemble_model(members: Sequence[Any], lstm_units: int = LSTM_UNITS) -> Any:
 
     Each member's layers are rebuilt under a prefix (m0_, m1_, ...) on shared inputs and get the trained
     weights, then an Average layer: one flat graph, so the pyfunc stores and serves it like a single
-    student (Keras file and the numpy export of ml/npmodel.py alike).
+    student (Keras file and the numpy export of ml/runtime/numpy_network.py alike).
     """
     if len(members) == 1:
         return members[0]
@@ -161,15 +161,6 @@ def fit_student(
     return model, StudentHistory(
         epochs_run=len(val), best_epoch=best + 1, best_val_loss=float(val[best]), history=hist
     )
-
-
-def predict_proba(model: Any, static: np.ndarray, seq: np.ndarray, batch_size: int = 2048) -> np.ndarray:
-    """float64 [N, k] probabilities, rows renormalised (float32 softmax sums are off by ~1e-7)."""
-    if len(static) == 0:
-        return np.zeros((0, int(model.output_shape[-1])), dtype=np.float64)
-    probs = model.predict({"static": static, "sequence": seq}, batch_size=batch_size, verbose=0)
-    probs = np.asarray(probs, dtype=np.float64)
-    return probs / probs.sum(axis=1, keepdims=True)
 
 
 def fit_ensemble(

@@ -1,9 +1,9 @@
 """Human names and marketing actions for teacher segments, from rules over each segment's profile.
 
-A profile is the per-segment mean of a few raw features. Each feature is compared across segments
-(z-score over the segment means), each candidate name scores a weighted sum of those z-scores, and names
-are handed out greedily by score so every segment gets a distinct name. Nothing here looks at planted
-personas: the names must be earnable on real data.
+A profile is the per-segment mean of a few raw features (``ml.profiles.segment_profiles``). Each feature
+is compared across segments (z-score over the segment means), each candidate name scores a weighted sum
+of those z-scores, and names are handed out greedily by score so every segment gets a distinct name.
+Nothing here looks at planted personas: the names must be earnable on real data.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+from ml.profiles import segment_profiles
 
 PROFILE_FEATURES: tuple[str, ...] = (
     "revenue_90d",
@@ -58,18 +60,6 @@ class SegmentLabel:
     name: str
     action: str
     score: float
-
-
-def segment_profiles(
-    features: pd.DataFrame, labels: Sequence[int] | np.ndarray, columns: Sequence[str] = PROFILE_FEATURES
-) -> pd.DataFrame:
-    """Per-segment means of ``columns`` (those present) plus 'users', indexed by segment id."""
-    cols = [c for c in columns if c in features.columns]
-    frame = features[cols].apply(pd.to_numeric, errors="coerce").copy()
-    frame["segment_id"] = np.asarray(labels, dtype=np.int64)
-    profile = frame.groupby("segment_id")[cols].mean()
-    profile["users"] = frame.groupby("segment_id").size()
-    return profile.sort_index()
 
 
 def _zscores(profiles: pd.DataFrame) -> pd.DataFrame:
@@ -139,9 +129,14 @@ def name_segments(profiles: pd.DataFrame) -> dict[int, SegmentLabel]:
 def names_from_features(
     features: pd.DataFrame, labels: Sequence[int] | np.ndarray, k: int
 ) -> tuple[dict[int, SegmentLabel], pd.DataFrame]:
-    """Profiles + names for segments 0..k-1 (a segment with no users still gets a name)."""
-    profiles = segment_profiles(features, labels).reindex(range(k))
-    profiles["users"] = profiles["users"].fillna(0).astype(int)
+    """Names for segments 0..k-1, and their profiles: means of ``PROFILE_FEATURES`` plus 'users'.
+
+    A segment with no users still gets a row (NaN means, 0 users) and a name.
+    """
+    profiles = segment_profiles(features, labels, PROFILE_FEATURES).reindex(range(k))
+    profiles["users"] = pd.Series(np.asarray(labels, dtype=np.int64)).value_counts().reindex(
+        profiles.index, fill_value=0
+    )
     return name_segments(profiles), profiles
 
 

@@ -1,14 +1,14 @@
-"""MLflow pyfunc packaging of the segmenter: preprocessor + Keras student + segment names in one model.
+"""MLflow packaging of the segmenter: preprocessor + student + segment names + the scoring code, one model.
 
-Loaded with ``mlflow.pyfunc.load_model(uri)`` anywhere: the ``ml`` package travels with the model
-(code_paths), and the Keras model is loaded in ``load_context`` so nothing heavy happens at import or
-unpickling time. Loading and predicting live in ``ml/serving.py``, which the Spark scoring job uses on the
-downloaded model directory without importing MLflow in its workers.
+Every version carries a copy of ``ml/runtime/`` (artifact ``runtime``): the gate, Spark workers and
+``mlflow.pyfunc.load_model`` score with that copy (``core.model_runtime``), so a version keeps predicting
+what it predicted at registration whatever ``ml/`` becomes. ``SegmenterModel`` only delegates to it.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -18,28 +18,21 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from ml.data import Preprocessor
-from ml.npmodel import export as export_numpy
-from ml.serving import KERAS_ARTIFACT, NUMPY_ARTIFACT, PREPROCESSOR_ARTIFACT, SEGMENTS_ARTIFACT
+from core.model_runtime import RUNTIME_ARTIFACT, segmenter_from_artifacts
+from ml.runtime.network import KERAS_ARTIFACT, NUMPY_ARTIFACT
+from ml.runtime.numpy_network import export as export_numpy
+from ml.runtime.preprocessor import Preprocessor
+from ml.runtime.segmenter import PREPROCESSOR_ARTIFACT, SEGMENTS_ARTIFACT
 
-OUTPUT_COLUMNS = ["user_id", "segment_id", "segment_name", "confidence", "probabilities"]
+RUNTIME_SOURCE = Path(__file__).resolve().parent / "runtime"
 
 
 class SegmenterModel(mlflow.pyfunc.PythonModel):
     """predict(features.user_features rows) -> [user_id], segment_id, segment_name, confidence, probabilities."""
 
     def load_context(self, context: Any) -> None:
-        from ml.serving import Segmenter
-
-        # The same loader and predict as the Spark scoring job (ml/serving.py): no pandas/Spark skew.
-        self.segmenter = Segmenter.load(context.artifacts)
-        self.preprocessor = self.segmenter.preprocessor
-        self.segments = self.segmenter.segments
-        self.model = self.segmenter.model
-        self.k = self.segmenter.k
-
-    def segment_name(self, segment_id: int) -> str:
-        return self.segments.get(int(segment_id), {}).get("name", f"segment_{int(segment_id)}")
+        # The version's own runtime, as the gate and the Spark scoring job load it: no skew between them.
+        self.segmenter = segmenter_from_artifacts(context.artifacts)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -110,9 +103,11 @@ def log_segmenter(
         pre_path.write_text(json.dumps(preprocessor.to_json(), indent=1), encoding="utf-8")
         seg_path = Path(tmp) / "segments.json"
         seg_path.write_text(json.dumps(dict(segments), indent=1, sort_keys=True), encoding="utf-8")
-        # The same network for TensorFlow-free scoring workers (ml/npmodel.py); absent if unsupported.
+        # The same network for TensorFlow-free scoring workers (ml/runtime/numpy_network.py); absent if unsupported.
         np_path = Path(tmp) / "numpy_model.npz"
         numpy_artifact = {NUMPY_ARTIFACT: str(np_path)} if export_numpy(keras_model, np_path) else {}
+        runtime_path = Path(tmp) / RUNTIME_ARTIFACT
+        shutil.copytree(RUNTIME_SOURCE, runtime_path, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         return mlflow.pyfunc.log_model(
             name=name,
             python_model=SegmenterModel(),
@@ -120,10 +115,9 @@ def log_segmenter(
                 KERAS_ARTIFACT: str(keras_path),
                 PREPROCESSOR_ARTIFACT: str(pre_path),
                 SEGMENTS_ARTIFACT: str(seg_path),
+                RUNTIME_ARTIFACT: str(runtime_path),
                 **numpy_artifact,
             },
-            # Ship the ml package so the pickled class resolves without the project installed.
-            code_paths=[str(Path(__file__).resolve().parent)],
             signature=model_signature(preprocessor),
             input_example=input_example(example, preprocessor),
             pip_requirements=pip_requirements(),

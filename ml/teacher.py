@@ -27,7 +27,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ml.data import Preprocessor
+from ml.data import sample_index
+from ml.runtime.preprocessor import Preprocessor
 
 METHODS: tuple[str, ...] = ("rfm_kmeans", "feature_kmeans", "sequence_kmeans")
 DEFAULT_METHOD = "sequence_kmeans"
@@ -72,13 +73,6 @@ class TeacherResult:
 
 
 # --- representations ---------------------------------------------------------------------------------
-def sample_index(n: int, size: int, seed: int) -> np.ndarray:
-    """Sorted seeded sample of min(n, size) row indices."""
-    if n <= size:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
-
-
 def _numeric_index(pre: Preprocessor, names: Sequence[str]) -> list[int]:
     missing = [n for n in names if n not in pre.numeric]
     if missing:

@@ -1,13 +1,13 @@
 """Training: teacher segments -> names -> LSTM student (ensemble) -> evaluation -> MLflow -> gate.
 
 Reads features.user_features for one ds through the catalog (Arrow, no Spark). Prints nothing: the CLI
-reports the returned ``TrainResult``. The stages (``prepare``, ``run_teacher``, ``train_student``,
-``evaluate``) are plain functions so the ablation (ml/ablation.py) runs the same code without MLflow.
+reports the returned ``TrainResult``. The stages (``run_config``, ``load_checked``, ``prepare``,
+``run_teacher``, ``train_student``, ``evaluate``) are plain functions so the ablation (ml/ablation.py)
+runs the same code without MLflow.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import tempfile
 import time
@@ -18,20 +18,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.data import Preprocessor, fit_preprocessor
+from core import settings as settings_mod
 from core.errors import PlatformError
+from core.model_registry import CHALLENGER, configure_mlflow, mlflow_client
+from ml.data import fit_preprocessor
 from ml.evaluation import (
     classification_metrics,
     cold_start_mask,
     day_to_day_stability,
+    holdout_rows,
     is_holdout,
     load_personas,
     persona_agreement,
+    stability_reference,
+    user_rows,
 )
-from ml.model import LSTM_UNITS, StudentHistory, ensemble_seeds, fit_ensemble, predict_proba
-from ml.identity import align_with_champion
+from ml.gate import GateDecision, gate_metrics, run_gate
+from ml.identity import Alignment, align_with_champion
+from ml.model import LSTM_UNITS, StudentHistory, ensemble_seeds, fit_ensemble
 from ml.naming import as_mapping, names_from_features, score_table
-from ml.registry import CHALLENGER, gate_metrics, run_gate
+from ml.profiles import segment_profiles
+from ml.runtime.network import predict_proba
+from ml.runtime.preprocessor import Preprocessor
 from ml.teacher import TeacherResult, run_teacher
 
 
@@ -76,12 +84,9 @@ class Prepared:
 
 
 def load_features(ds: str) -> pd.DataFrame:
-    from core.warehouse import read_pandas
-
-    df = read_pandas("features.user_features", ds)
-    df = df[df["user_id"].notna()].drop_duplicates("user_id")
+    """features.user_features for ds, one row per user, sorted by user_id."""
     # Row order of a Parquet read is not a contract; sorting makes the whole run reproducible.
-    return df.sort_values("user_id").reset_index(drop=True)
+    return user_rows(ds).sort_values("user_id").reset_index(drop=True)
 
 
 def check_users(n_users: int, k: int | None, k_range: tuple[int, int], ds: str) -> None:
@@ -181,22 +186,76 @@ def evaluate(
     return Evaluation(metrics, predicted, per_segment)
 
 
-def previous_day_stability(ds: str, pre: Preprocessor, model: Any, users: pd.Series, predicted: np.ndarray
-                           ) -> dict[str, float]:
-    """Share of users scored on ds-1 and ds that keep their segment (same model); {} without ds-1 features."""
-    from core.warehouse import partitions
-
-    previous = (dt.date.fromisoformat(ds) - dt.timedelta(days=1)).isoformat()
-    if previous not in partitions("features.user_features"):
+def previous_day_stability(ds: str, pre: Preprocessor, model: Any, holdout_today: pd.DataFrame,
+                           predicted_today: np.ndarray) -> dict[str, float]:
+    """Training's day-to-day stability metric (``ml.evaluation.day_to_day_stability``, as the gate computes
+    it): {} when features.user_features has no partition before ds."""
+    reference = stability_reference(ds)
+    if reference is None:
         return {}
-    before = load_features(previous)
+    before = holdout_rows(reference)
     static, seq = pre.to_arrays(before)
     labels_before = predict_proba(model, static, seq).argmax(axis=1)
-    result = day_to_day_stability(before["user_id"], labels_before, users, predicted)
-    return {"day_to_day_stability": result["stability"], "day_to_day_users": result["users"]}
+    share, users = day_to_day_stability(before["user_id"], labels_before, holdout_today["user_id"], predicted_today)
+    return {} if share is None else {"day_to_day_stability": share, "day_to_day_users": float(users)}
 
 
 # --- the training command ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunConfig:
+    """The settings one training runs with: ``core.settings`` plus the caller's overrides."""
+
+    settings: settings_mod.Settings
+    method: str
+    epochs: int
+    seed: int
+
+    @property
+    def k_mode(self) -> str:
+        """How k is chosen, as logged: 'fixed' or 'silhouette <low>-<high>'."""
+        s = self.settings
+        return "fixed" if s.n_segments is not None else f"silhouette {s.k_range[0]}-{s.k_range[1]}"
+
+
+def run_config(method: str | None = None, epochs: int | None = None, seed: int | None = None) -> RunConfig:
+    """Load the settings; a ``None`` argument keeps the setting (segment method, train epochs, seed)."""
+    s = settings_mod.load()
+    return RunConfig(
+        settings=s,
+        method=s.segment_method if method is None else method,
+        epochs=s.train_epochs if epochs is None else int(epochs),
+        seed=s.seed if seed is None else int(seed),
+    )
+
+
+def load_checked(ds: str, s: settings_mod.Settings) -> pd.DataFrame:
+    """``load_features(ds)``, or NotEnoughUsers when they are too few for the k the settings may try."""
+    df = load_features(ds)
+    check_users(len(df), s.n_segments, s.k_range, ds)
+    return df
+
+
+@dataclass
+class Segmentation:
+    """The teacher's segments after identity matching, and their names: what the student learns."""
+
+    teacher: TeacherResult
+    identity: Alignment  # .labels: segment id of every user, on the champion's ids
+    k: int
+    profiles: pd.DataFrame  # naming profiles of segments 0..k-1 (logged as segment_profiles.csv)
+    segments: dict[str, dict[str, str]]  # str(segment id) -> {name, action}
+    teacher_seconds: float
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.identity.labels
+
+    @property
+    def names(self) -> list[str]:
+        """``names[i]``: the name of segment id i."""
+        return [self.segments[str(seg)]["name"] for seg in range(self.k)]
+
+
 def train(
     ds: str,
     epochs: int | None = None,
@@ -208,115 +267,168 @@ def train(
 
     ``verbose`` is passed to Keras fit (0 silent, 2 one line per epoch for job logs).
     """
-    import mlflow
-
-    from core import settings as settings_mod
-    from core.model_registry import configure_mlflow, mlflow_client
-
-    s = settings_mod.load()
-    method = s.segment_method if method is None else method
-    epochs = s.train_epochs if epochs is None else int(epochs)
-    seed = s.seed if seed is None else int(seed)
-
-    df = load_features(ds)
-    check_users(len(df), s.n_segments, s.k_range, ds)
+    config = run_config(method, epochs, seed)
+    df = load_checked(ds, config.settings)
     started = time.monotonic()
     prep = prepare(df)
-    static, seq, hold, train_mask, pre = prep.static, prep.seq, prep.hold, prep.train_mask, prep.pre
-    teacher = run_teacher(pre, static, seq, s.n_segments, seed, method, s.k_range, verbose=verbose)
+    segmentation = _segment(prep, config, started, verbose)
+    student, result = _train_and_evaluate(ds, prep, segmentation, config, started, verbose)
+    run_id, version, decision = _log_and_register(ds, config, prep, segmentation, student, result)
+    labels, names = segmentation.labels, segmentation.names
+    return TrainResult(
+        run_id=run_id,
+        model_version=int(version),
+        metrics=result.metrics,
+        promoted=decision.promoted,
+        reason=decision.reason,
+        segment_sizes={name: int((labels == seg).sum()) for seg, name in enumerate(names)},
+        segments=dict(enumerate(names)),
+        champion_version=int(decision.champion),
+        method=config.method,
+        per_segment=result.per_segment,
+    )
+
+
+def _segment(prep: Prepared, config: RunConfig, started: float, verbose: int) -> Segmentation:
+    """Teacher clusters -> the champion's segment ids -> names (teacher time counted from ``started``)."""
+    s = config.settings
+    teacher = run_teacher(
+        prep.pre, prep.static, prep.seq, s.n_segments, config.seed, config.method, s.k_range, verbose=verbose
+    )
     teacher_seconds = time.monotonic() - started
-    labels = teacher.labels
     # Segment identity (ml/identity.py): clusters take the champion's ids, close ones keep its names,
     # so BI charts of segment sizes do not jump on a retrain.
-    identity = align_with_champion(df, labels, train_mask)
+    identity = align_with_champion(prep.df, teacher.labels, prep.train_mask)
     labels = identity.labels
     k = max(teacher.k, int(labels.max()) + 1)  # matching may hand out a champion id above the new k
-    naming, profiles = names_from_features(df, labels, k)
+    naming, profiles = names_from_features(prep.df, labels, k)
     segments = identity.names(as_mapping(naming), score_table(profiles))
-    names = [segments[str(seg)]["name"] for seg in range(k)]
+    return Segmentation(teacher, identity, k, profiles, segments, teacher_seconds)
 
-    student = train_student(prep, labels, k, epochs, seed, s.ensemble_seeds, verbose)
-    model = student.model
-    result = evaluate(prep, teacher, labels, k, model, load_personas(), names)
+
+def _train_and_evaluate(
+    ds: str, prep: Prepared, segmentation: Segmentation, config: RunConfig, started: float, verbose: int
+) -> tuple[Student, Evaluation]:
+    """The student on ``segmentation``, evaluated; its metrics also hold day-to-day stability and timings."""
+    labels, k, teacher = segmentation.labels, segmentation.k, segmentation.teacher
+    n_models = config.settings.ensemble_seeds
+    student = train_student(prep, labels, k, config.epochs, config.seed, n_models, verbose)
+    result = evaluate(prep, teacher, labels, k, student.model, load_personas(), segmentation.names)
     metrics = result.metrics
-    metrics.update(previous_day_stability(ds, pre, model, df["user_id"], result.predicted))
-    metrics["teacher_seconds"] = teacher_seconds
+    hold = prep.hold
+    metrics.update(previous_day_stability(ds, prep.pre, student.model, prep.df[hold], result.predicted[hold]))
+    metrics["teacher_seconds"] = segmentation.teacher_seconds
     metrics["student_seconds"] = student.seconds
     metrics["train_seconds"] = time.monotonic() - started
     metrics["best_val_loss"] = float(np.mean([h.best_val_loss for h in student.histories]))
     metrics["epochs_run"] = float(np.mean([h.epochs_run for h in student.histories]))
-    metrics.update({key: float(value) for key, value in teacher.info.items() if isinstance(value, (int, float))})
+    metrics.update({key: float(v) for key, v in teacher.info.items() if isinstance(v, (int, float))})
+    return student, result
 
+
+def _log_and_register(
+    ds: str,
+    config: RunConfig,
+    prep: Prepared,
+    segmentation: Segmentation,
+    student: Student,
+    result: Evaluation,
+) -> tuple[str, str, GateDecision]:
+    """One MLflow run: params, metrics, artifacts, the registered challenger and the gate's decision.
+
+    Returns (run id, model version, decision); the gate's metrics are added to ``result.metrics``.
+    """
+    import mlflow
+
+    s = config.settings
+    metrics = result.metrics
     configure_mlflow()
     client = mlflow_client()
     with mlflow.start_run(run_name=f"train-{ds}") as run:
-        mlflow.log_params(
-            {
-                "ds": ds,
-                "method": method,
-                "k": k,
-                "k_mode": "fixed" if s.n_segments is not None else f"silhouette {s.k_range[0]}-{s.k_range[1]}",
-                "epochs": epochs,
-                "seed": seed,
-                "ensemble_seeds": len(student.seeds),
-                "n_users": len(df),
-                "n_train_users": int(train_mask.sum()),
-                "lstm_units": LSTM_UNITS,
-                "n_static_features": pre.n_static,
-                "sequence_channels": len(pre.channels),
-                "teacher_features": len(teacher.feature_names),
-            }
-        )
+        mlflow.log_params(_params(ds, config, prep, segmentation, student))
         mlflow.log_metrics(metrics)
-        mlflow.set_tags({"ds": ds, "segments": json.dumps({int(i): v["name"] for i, v in segments.items()})})
-        mlflow.log_dict(segments, "segments.json")
-        mlflow.log_dict(
-            {"members": [{"seed": sd, "history": h.history, "best_epoch": h.best_epoch}
-                         for sd, h in zip(student.seeds, student.histories)]},
-            "training_history.json",
-        )
-        mlflow.log_dict(_teacher_report(teacher), "teacher.json")
-        mlflow.log_text(profiles.to_csv(), "segment_profiles.csv")
-        _log_reports(prep, teacher, labels, result, names, student.histories[0].history, seed)
-
-        info = _log_model(model, pre, segments, df, s.model_name, ds, k)
-        version = str(info.registered_model_version)
-        client.set_registered_model_alias(s.model_name, CHALLENGER, version)
-        client.set_model_version_tag(s.model_name, version, "ds", ds)
-        client.set_model_version_tag(
-            s.model_name, version, "holdout_macro_f1", f"{metrics['holdout_macro_f1']:.6f}"
-        )
-
-        identity.log(df, segments)  # segment_identity.json: this model's profiles for the next retrain
+        _log_artifacts(ds, prep, segmentation, student, result, config.seed)
+        f1 = metrics["holdout_macro_f1"]
+        version = _register(client, s.model_name, ds, prep, segmentation, student.model, f1)
+        # segment_identity.json: this model's profiles, for the next retrain to match against.
+        segmentation.identity.log(prep.df, segmentation.segments)
         mlflow.set_tag("model_version", version)
-        # Gate (ml/registry.py): macro-F1 and day-to-day stability vs the champion; logs tags + gate.json.
+        # Gate (ml/gate.py): macro-F1 and day-to-day stability vs the champion; logs tags + gate.json.
         decision = run_gate(
             client,
             s.model_name,
             version,
-            metrics["holdout_macro_f1"],
-            df[hold].reset_index(drop=True),
-            labels[hold],
-            k,
+            f1,
+            prep.df[prep.hold].reset_index(drop=True),
+            segmentation.labels[prep.hold],
+            segmentation.k,
             ds,
         )
         metrics.update(gate_metrics(decision))
+    return run.info.run_id, version, decision
 
-    sizes: dict[str, int] = {
-        segments[str(seg)]["name"]: int((labels == seg).sum()) for seg in range(k)
+
+def _params(
+    ds: str, config: RunConfig, prep: Prepared, segmentation: Segmentation, student: Student
+) -> dict[str, Any]:
+    """The run's MLflow params: data, method, k, training settings and input sizes."""
+    return {
+        "ds": ds,
+        "method": config.method,
+        "k": segmentation.k,
+        "k_mode": config.k_mode,
+        "epochs": config.epochs,
+        "seed": config.seed,
+        "ensemble_seeds": len(student.seeds),
+        "n_users": len(prep.df),
+        "n_train_users": int(prep.train_mask.sum()),
+        "lstm_units": LSTM_UNITS,
+        "n_static_features": prep.pre.n_static,
+        "sequence_channels": len(prep.pre.channels),
+        "teacher_features": len(segmentation.teacher.feature_names),
     }
-    return TrainResult(
-        run_id=run.info.run_id,
-        model_version=int(version),
-        metrics=metrics,
-        promoted=decision.promoted,
-        reason=decision.reason,
-        segment_sizes=sizes,
-        segments={seg: segments[str(seg)]["name"] for seg in range(k)},
-        champion_version=int(decision.champion),
-        method=method,
-        per_segment=result.per_segment,
+
+
+def _log_artifacts(
+    ds: str, prep: Prepared, segmentation: Segmentation, student: Student, result: Evaluation, seed: int
+) -> None:
+    """Tags, segment names, training histories, teacher facts, profiles and reports of the active run."""
+    import mlflow
+
+    segments = segmentation.segments
+    mlflow.set_tags({"ds": ds, "segments": json.dumps({int(i): v["name"] for i, v in segments.items()})})
+    mlflow.log_dict(segments, "segments.json")
+    mlflow.log_dict(
+        {"members": [{"seed": sd, "history": h.history, "best_epoch": h.best_epoch}
+                     for sd, h in zip(student.seeds, student.histories)]},
+        "training_history.json",
     )
+    mlflow.log_dict(_teacher_report(segmentation.teacher), "teacher.json")
+    mlflow.log_text(segmentation.profiles.to_csv(), "segment_profiles.csv")
+    _log_reports(prep, segmentation, result, student.histories[0].history, seed)
+
+
+def _register(
+    client: Any, model_name: str, ds: str, prep: Prepared, segmentation: Segmentation, model: Any,
+    macro_f1: float,
+) -> str:
+    """Log the pyfunc (ml/pyfunc.py), register it as ``model_name``'s challenger; returns the version."""
+    from ml.pyfunc import log_segmenter
+
+    info = log_segmenter(
+        name="segmenter",
+        keras_model=model,
+        preprocessor=prep.pre,
+        segments=segmentation.segments,
+        example=prep.df,
+        registered_model_name=model_name,
+        metadata_extra={"ds": ds, "k": segmentation.k},
+    )
+    version = str(info.registered_model_version)
+    client.set_registered_model_alias(model_name, CHALLENGER, version)
+    client.set_model_version_tag(model_name, version, "ds", ds)
+    client.set_model_version_tag(model_name, version, "holdout_macro_f1", f"{macro_f1:.6f}")
+    return version
 
 
 def _teacher_report(teacher: TeacherResult) -> dict[str, Any]:
@@ -334,21 +446,19 @@ def _teacher_report(teacher: TeacherResult) -> dict[str, Any]:
 
 
 def _log_reports(
-    prep: Prepared, teacher: TeacherResult, labels: np.ndarray, result: Evaluation, names: list[str],
-    history: dict[str, list[float]], seed: int,
+    prep: Prepared, segmentation: Segmentation, result: Evaluation, history: dict[str, list[float]], seed: int
 ) -> None:
     """Plots and tables (ml/reports.py) as artifacts of the active run, under reports/."""
     import mlflow
 
     from ml import reports
-    from ml.naming import segment_profiles
 
-    hold = prep.hold
+    hold, labels, names, teacher = prep.hold, segmentation.labels, segmentation.names, segmentation.teacher
     with tempfile.TemporaryDirectory(prefix="reports-") as tmp:
         out = Path(tmp)
         reports.confusion_matrix_png(labels[hold], result.predicted[hold], names, out / "confusion_matrix.png")
         numeric = [c for c in prep.pre.numeric if c in prep.df.columns]
-        profiles = segment_profiles(prep.df, labels, numeric).drop(columns="users")
+        profiles = segment_profiles(prep.df, labels, numeric)
         profiles.index = [names[i] for i in profiles.index]
         reports.profile_heatmap_png(profiles, out / "segment_profiles.png")
         sizes = {names[seg]: int((labels == seg).sum()) for seg in range(len(names))}
@@ -365,19 +475,3 @@ def _log_reports(
         if result.per_segment is not None:
             result.per_segment.to_csv(out / "per_segment_report.csv", index=False)
         mlflow.log_artifacts(str(out), "reports")
-
-
-def _log_model(
-    model: object, pre: object, segments: dict, df: pd.DataFrame, model_name: str, ds: str, k: int
-) -> object:
-    from ml.pyfunc import log_segmenter
-
-    return log_segmenter(
-        name="segmenter",
-        keras_model=model,
-        preprocessor=pre,  # type: ignore[arg-type]
-        segments=segments,
-        example=df,
-        registered_model_name=model_name,
-        metadata_extra={"ds": ds, "k": k},
-    )

@@ -1,4 +1,4 @@
-"""Preprocessor, trajectory summaries and teacher guards on tiny hand-made frames."""
+"""Preprocessor and teacher guards on tiny hand-made frames."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.data import Preprocessor, fit_preprocessor, trajectory_summaries
-from ml.teacher import fit_teacher, run_teacher
 from core.feature_catalog import CATEGORICAL_FEATURES, NUMERIC_FEATURES, SEQUENCE_CHANNELS
 from core.settings import SEQUENCE_DAYS
+from ml.data import fit_preprocessor
+from ml.runtime.preprocessor import Preprocessor
+from ml.teacher import fit_teacher, run_teacher
 
 E1 = math.e - 1  # log1p(E1) == 1
 E2 = math.e**2 - 1  # log1p(E2) == 2
@@ -119,21 +120,6 @@ def test_full_contract_shapes():
     assert static.shape == (n, len(NUMERIC_FEATURES) + len(CATEGORICAL_FEATURES) * 4)  # x [unknown, x, y, z]
     assert seq.shape == (n, SEQUENCE_DAYS, len(SEQUENCE_CHANNELS))
     assert pre.n_static == static.shape[1]
-
-
-def test_trajectory_summaries_separate_fading_from_ramping():
-    days = 28
-    ramp = np.linspace(0, 2, days)
-    seq = np.stack([np.ones(days), ramp, ramp[::-1], np.zeros(days)])[:, :, None]  # [4, 28, 1]
-    traj, names = trajectory_summaries(seq)
-    assert names == ["last7_share", "first7_share", "activity_slope"]
-    # Flat: 7 of 28 days -> 25% of activity in the last week, slope 0.
-    np.testing.assert_allclose(traj[0], [0.25, 0.25, 0.0], atol=1e-9)
-    # Ramp 0 -> 2 (mean 1): slope 2/27 per day, times 28 days / mean 1 = 2.07; mirror image for fade.
-    assert traj[1, 2] == pytest.approx(2 * 28 / 27) and traj[2, 2] == pytest.approx(-2 * 28 / 27)
-    assert traj[1, 0] > 0.4 > 0.1 > traj[2, 0]
-    # No activity at all is neutral (flat share, zero slope), not NaN.
-    np.testing.assert_allclose(traj[3], [0.25, 0.25, 0.0])
 
 
 def test_teacher_needs_at_least_k_users():

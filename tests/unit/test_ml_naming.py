@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.naming import ACTIONS, as_mapping, name_segments, names_from_features, segment_profiles
+from ml.naming import ACTIONS, as_mapping, name_segments, names_from_features
 
 COLUMNS = ["revenue_90d", "purchases_30d", "views_30d", "discount_share_90d", "activity_trend",
            "recency_days", "tenure_days"]
@@ -84,12 +84,11 @@ def test_missing_profile_features_are_neutral():
 
 def test_profiles_from_features_and_empty_segment():
     df = pd.DataFrame({"revenue_90d": [10.0, 30.0, 100.0], "views_30d": [1.0, 3.0, 5.0], "other": [1, 2, 3]})
-    prof = segment_profiles(df, np.array([0, 0, 1]))
-    assert prof.loc[0, "revenue_90d"] == 20.0 and prof.loc[1, "users"] == 1
-    assert "other" not in prof.columns
     # k=3 but segment 2 is empty: it still gets a (fallback) name so every id maps to something.
-    labels, prof3 = names_from_features(df, np.array([0, 0, 1]), k=3)
-    assert set(labels) == {0, 1, 2} and labels[2].name == "segment_2" and prof3.loc[2, "users"] == 0
+    labels, prof = names_from_features(df, np.array([0, 0, 1]), k=3)
+    assert prof.loc[0, "revenue_90d"] == 20.0 and prof["users"].tolist() == [2, 1, 0]
+    assert list(prof.columns) == ["revenue_90d", "views_30d", "users"]  # profile features only
+    assert set(labels) == {0, 1, 2} and labels[2].name == "segment_2" and np.isnan(prof.loc[2, "revenue_90d"])
     assert as_mapping(labels)["2"] == {"name": "segment_2", "action": "review segment"}
 
 

@@ -14,9 +14,9 @@ from ml.identity import (
     profiles_from_json,
     profiles_to_json,
     relabel,
-    segment_profiles,
     standardise,
 )
+from ml.profiles import segment_profiles
 
 # Three well separated champion centroids in 2 standardised features.
 OLD = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])

@@ -1,9 +1,9 @@
-"""Scoring without MLflow: the segmenter's artifacts -> predictions, shared by the pyfunc and Spark workers.
+"""A model version's artifacts -> predictions: preprocessor + network + segment names.
 
-``ml.pyfunc.SegmenterModel`` (what ``mlflow.pyfunc.load_model`` returns) and the Spark scoring job both
-use ``Segmenter`` and ``predictions_frame``, so pandas and Spark give the same output. The Spark job
-loads a downloaded model directory with ``Segmenter.from_model_dir`` so its Python workers import neither
-MLflow nor the model's cloudpickle (a few seconds per worker on a busy 2-core machine).
+Part of the model runtime: packaged with every registered version and imported from there by every
+consumer (the promotion gate, Spark workers, ``mlflow.pyfunc.load_model``) through
+``core.model_runtime``, so they all run the code the version was trained with. No MLflow import: Spark
+workers read a downloaded model directory (``Segmenter.from_model_dir``).
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from ml.data import Preprocessor
+from .network import load_network, predict_proba
+from .preprocessor import Preprocessor
 
-# Artifact keys of the pyfunc model (see ml/pyfunc.py) and their file names inside its directory.
-KERAS_ARTIFACT = "keras_model"
+# Artifact keys of the logged model (see ml/pyfunc.py); network.py reads the network's two.
 PREPROCESSOR_ARTIFACT = "preprocessor"
 SEGMENTS_ARTIFACT = "segments"
-NUMPY_ARTIFACT = "numpy_model"  # optional (ml/npmodel.py): the student replayed in numpy, no TensorFlow
 
 
 def _read_json(path: str | Path) -> Any:
@@ -50,20 +49,6 @@ def predictions_frame(
     return out
 
 
-def _load_network(artifacts: Mapping[str, str], engine: str) -> Any:
-    if engine == "auto" and NUMPY_ARTIFACT in artifacts and Path(artifacts[NUMPY_ARTIFACT]).is_file():
-        from ml.npmodel import NumpyModel
-
-        return NumpyModel(artifacts[NUMPY_ARTIFACT])
-    from ml import tfsetup
-
-    tfsetup.configure()
-    import keras
-
-    # compile=False: inference only, and no optimizer state to restore.
-    return keras.models.load_model(artifacts[KERAS_ARTIFACT], compile=False)
-
-
 class Segmenter:
     """Preprocessor + Keras student + segment names: features.user_features rows -> predictions."""
 
@@ -83,22 +68,10 @@ class Segmenter:
         return cls(
             Preprocessor.from_json(_read_json(artifacts[PREPROCESSOR_ARTIFACT])),
             _read_json(artifacts[SEGMENTS_ARTIFACT]),
-            _load_network(artifacts, engine),
+            load_network(artifacts, engine),
         )
 
-    @classmethod
-    def from_model_dir(cls, model_dir: str | Path, engine: str = "auto") -> "Segmenter":
-        """From a downloaded MLflow model directory (reads the artifact paths from its MLmodel file)."""
-        import yaml
-
-        root = Path(model_dir)
-        mlmodel = yaml.safe_load((root / "MLmodel").read_text(encoding="utf-8"))
-        artifacts = mlmodel["flavors"]["python_function"]["artifacts"]
-        return cls.load({key: str(root / spec["path"]) for key, spec in artifacts.items()}, engine)
-
     def predict(self, df: pd.DataFrame) -> pd.DataFrame:
-        from ml.model import predict_proba
-
         static, seq = self.preprocessor.to_arrays(df)
         probs = predict_proba(self.model, static, seq)
         return predictions_frame(probs, self.segments, df["user_id"].to_numpy() if "user_id" in df else None)

@@ -5,7 +5,7 @@ machine), more than scoring 50k users takes. The student is a small functional g
 Concatenate, Dropout, ...), whose forward pass is a few matrix products. At logging time
 ``export(model)`` writes the graph config and every layer's weights (``numpy_model.npz``); at scoring
 time ``NumpyModel`` replays the graph. A model with a layer not supported here gets no export and is
-served by Keras, so the fallback is automatic; ``tests/unit/test_npmodel.py`` checks both give the same
+served by Keras, so the fallback is automatic; ``tests/unit/test_ml_runtime.py`` checks both give the same
 probabilities.
 """
 
@@ -102,7 +102,7 @@ def export(model: Any, path: str | Path) -> bool:
 
 
 class NumpyModel:
-    """The exported graph, with the tiny part of the Keras model API that ``ml.model.predict_proba`` uses."""
+    """The exported graph, with the tiny part of the Keras model API that ``network.predict_proba`` uses."""
 
     def __init__(self, path: str | Path) -> None:
         with np.load(path) as data:

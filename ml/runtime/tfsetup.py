@@ -1,6 +1,6 @@
 """Quiet, modest TensorFlow: call ``configure()`` before the first ``import keras`` / ``tensorflow``.
 
-Shipped with the model (code_paths), so Spark Python workers get the same settings. Environment
+Part of the model runtime (packaged with every version), so Spark Python workers get the same settings. Environment
 variables already set by the caller win.
 """
 
