@@ -1,4 +1,4 @@
-"""Unit tests of the synthetic warehouse generator (segments/synthetic.py) at a tiny size."""
+"""Unit tests of the synthetic warehouse generator (the ``synthetic`` package) at a tiny size."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core import tables
+from core import tables, warehouse
+from synthetic import dirt, generator, personas, population
 
-from core import warehouse
-from synthetic import generator as synthetic
 USERS, DAYS, END = 300, 35, "2024-03-31"
 DATES = [(dt.date(2024, 3, 31) - dt.timedelta(days=DAYS - 1 - i)).isoformat() for i in range(DAYS)]
 RAW = ("raw.events", "raw.orders", "raw.users")
@@ -26,11 +25,11 @@ def _read_all(name: str) -> pd.DataFrame:
     ).to_pandas()
 
 
-def _generate(home, seed: int = 7) -> synthetic.SeedSummary:
+def _generate(home, seed: int = 7) -> generator.SeedSummary:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SEGMENTS_HOME", str(home))
         mp.delenv("SEGMENTS_WAREHOUSE", raising=False)
-        return synthetic.generate(USERS, DAYS, END, seed=seed, progress=False)
+        return generator.generate(USERS, DAYS, END, seed=seed, progress=False)
 
 
 def _snapshot(home) -> dict[str, pa.Table]:
@@ -54,9 +53,9 @@ def wh(tmp_path_factory):
         events = _read_all("raw.events")
         orders = _read_all("raw.orders")
         users = _read_all("raw.users")
-        personas = warehouse.read_pandas("eval.planted_personas")
+        planted = warehouse.read_pandas("eval.planted_personas")
     return {"home": home, "summary": summary, "events": events, "orders": orders, "users": users,
-            "personas": personas}
+            "personas": planted}
 
 
 @pytest.fixture()
@@ -68,7 +67,7 @@ def at_home(wh, monkeypatch):
 
 def _without_junk(ev: pd.DataFrame) -> pd.DataFrame:
     """Drop the rows cleaning quarantines: unknown event types and negative prices."""
-    return ev[ev["event_type"].isin(synthetic.EVENT_TYPES) & (ev["price"] >= 0)]
+    return ev[ev["event_type"].isin(tables.EVENT_TYPES) & (ev["price"] >= 0)]
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +119,8 @@ def test_same_seed_identical_other_seed_different(wh, tmp_path):
 
 def test_every_persona_present_with_its_share(wh):
     counts = wh["personas"]["persona"].value_counts()
-    assert set(counts.index) == set(synthetic.PERSONAS)
-    for persona, share in zip(synthetic.PERSONAS, synthetic.PERSONA_SHARES):
+    assert set(counts.index) == set(personas.PERSONAS)
+    for persona, share in zip(personas.PERSONAS, personas.PERSONA_SHARES):
         assert abs(counts[persona] - share * USERS) <= 1, persona
     assert wh["personas"]["user_id"].is_unique and len(wh["personas"]) == USERS
     assert wh["personas"]["user_id"].str.fullmatch(r"u\d{7}").all()
@@ -129,11 +128,11 @@ def test_every_persona_present_with_its_share(wh):
 
 def test_value_domains(wh):
     ev, od = _without_junk(wh["events"]), wh["orders"]
-    assert set(ev["event_type"]) == set(synthetic.EVENT_TYPES)
-    assert set(ev["device"]) == set(synthetic.DEVICES)
+    assert set(ev["event_type"]) == set(tables.EVENT_TYPES)
+    assert set(ev["device"]) == set(population.DEVICES)
     assert (ev["price"] >= 0).all() and (ev["quantity"] >= 1).all() and (ev["dwell_seconds"] >= 0).all()
     assert ev.loc[ev["event_type"] != "search", "product_id"].notna().all()
-    assert set(od["status"]) <= set(synthetic.ORDER_STATUSES)
+    assert set(od["status"]) <= set(tables.ORDER_STATUSES)
     assert (od["status"] == "completed").mean() > 0.85
     assert (od["discount_amount"] >= 0).all() and (od["amount"] >= 0).all()
     assert od["order_id"].is_unique and (od["item_count"] >= 1).all()
@@ -148,18 +147,18 @@ def test_timestamps_fall_inside_their_ds_day_except_late_events(wh):
     delay = (pd.to_datetime(ev["ds"]) - true_day).dt.days
     assert (delay >= 0).all()  # never in the future of the partition
     # ~1% arrive one day late, ~0.05% four days late (beyond the default 2-day lookback), none else.
-    assert set(delay.unique()) == {0, 1, synthetic._LATE_FAR_DAYS}
+    assert set(delay.unique()) == {0, 1, dirt.LATE_FAR_DAYS}
     assert 0.005 < (delay == 1).mean() < 0.02
-    assert 0 < (delay == synthetic._LATE_FAR_DAYS).mean() < 0.002
+    assert 0 < (delay == dirt.LATE_FAR_DAYS).mean() < 0.002
     # The first partition has nothing late; late rows due after the end date have not arrived.
     assert (delay[ev["ds"] == DATES[0]] == 0).all()
 
 
 def test_dirt_for_the_cleaning_stage_at_small_rates(wh):
     ev = wh["events"]
-    junk_type = ev["event_type"] == synthetic.JUNK_EVENT_TYPE
+    junk_type = ev["event_type"] == dirt.JUNK_EVENT_TYPE
     negative = ev["price"] < 0
-    assert set(ev["event_type"]) == {*synthetic.EVENT_TYPES, synthetic.JUNK_EVENT_TYPE}
+    assert set(ev["event_type"]) == {*tables.EVENT_TYPES, dirt.JUNK_EVENT_TYPE}
     assert 0 < junk_type.mean() < 0.002 and 0 < negative.mean() < 0.002
     assert ev.loc[negative, "event_type"].eq("view").all()
     assert ev.loc[junk_type | negative, "event_id"].is_unique  # extra rows with their own ids
@@ -188,7 +187,7 @@ def test_orders_match_purchase_events(wh):
     ev = wh["events"].drop_duplicates("event_id")
     ev = ev.assign(ds=ev["event_ts"].dt.strftime("%Y-%m-%d"))  # true day: late events included
     # Late events of the last days have not arrived yet: compare the days whose events are all in.
-    ev = ev[ev["ds"] < DATES[-synthetic._LATE_FAR_DAYS]]
+    ev = ev[ev["ds"] < DATES[-dirt.LATE_FAR_DAYS]]
     buys = ev[ev["event_type"] == "purchase"]
     gross = (buys["price"] * buys["quantity"]).groupby(buys["ds"]).sum()
     od = wh["orders"]
@@ -280,6 +279,6 @@ def test_weekends_and_evenings_are_busier(clean):
 def test_rejects_bad_arguments(tmp_path, monkeypatch):
     monkeypatch.setenv("SEGMENTS_HOME", str(tmp_path))
     with pytest.raises(ValueError):
-        synthetic.generate(3, 10, END, progress=False)
+        generator.generate(3, 10, END, progress=False)
     with pytest.raises(ValueError):
-        synthetic.generate(100, 0, END, progress=False)
+        generator.generate(100, 0, END, progress=False)
