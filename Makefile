@@ -74,7 +74,7 @@ bench-score: install
 	$(JOB_ENV)/bin/python bench/score.py $(if $(USERS),--users $(USERS))
 
 # Feature stage: (a) the daily run and (b) a full user_daily rebuild, timed against DuckDB on the same files
-# and checked on sampled users. Seeds var/bench/<N>x<D> once; see bench/RESULTS.md.
+# and checked on sampled users. Seeds var/bench/<N>x<D> once; see docs/benchmarks.md.
 N ?= 200000
 D ?= 90
 END ?= 2026-06-30

@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Callable
 
+from app.chain import DAILY_CHAIN, describe
 from core.errors import PlatformError
 from core.settings import SEGMENT_METHODS
 
@@ -70,7 +71,7 @@ def cmd_seed(args: argparse.Namespace) -> None:
 
 
 def cmd_features(args: argparse.Namespace, spark=None) -> None:
-    from jobs.build import build_features
+    from jobs.features.runner import build_features
 
     done = _step("features")
     summary = build_features(spark or _spark(), args.ds, refit_params=getattr(args, "refit_params", False),
@@ -165,7 +166,7 @@ def cmd_profiles(args: argparse.Namespace, spark=None) -> None:
     done(f"segments.segment_profiles ds={args.ds}: {segments} segments")
 
 
-def cmd_publish(args: argparse.Namespace) -> None:
+def cmd_publish(args: argparse.Namespace, spark=None) -> None:  # noqa: ARG001 - a chain stage: no Spark
     from jobs.publish import publish
 
     done = _step("publish")
@@ -176,16 +177,12 @@ def cmd_publish(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    """The daily chain for one date in one Spark session, without Airflow (for debugging)."""
+    """The daily chain (app/chain.py) for one date in one Spark session, without Airflow (for debugging)."""
+    parser = build_parser()
     spark = _spark()
-    for table, stage in [
-        ("raw.events", cmd_features),
-        ("features.user_features", cmd_score),
-        ("segments.user_segments", cmd_profiles),
-    ]:
-        cmd_validate(argparse.Namespace(table=table, ds=args.ds), spark)
-        stage(args, spark)
-    cmd_publish(args)
+    for stage in DAILY_CHAIN:
+        stage_args = parser.parse_args([*(["--quiet"] if args.quiet else []), *stage.args(args.ds)])
+        stage_args.func(stage_args, spark)
 
 
 def cmd_sql(args: argparse.Namespace) -> None:
@@ -199,9 +196,7 @@ def cmd_sql(args: argparse.Namespace) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> None:
-    from core import tables
-    from core import warehouse
-    from core import settings
+    from core import settings, tables, warehouse
     s = settings.load()
     print(f"SEGMENTS_HOME  {s.home}")
     print(f"warehouse      {s.warehouse}")
@@ -217,9 +212,9 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def cmd_model_list(args: argparse.Namespace) -> None:
-    from ml.registry import list_versions
-    from core.settings import load
     from core.model_registry import mlflow_client
+    from core.settings import load
+    from ml.registry import list_versions
 
     name = load().model_name
     rows = list_versions(mlflow_client(), name)
@@ -236,9 +231,9 @@ def cmd_model_list(args: argparse.Namespace) -> None:
 
 
 def cmd_model_promote(args: argparse.Namespace) -> None:
-    from ml.registry import promote
-    from core.settings import load
     from core.model_registry import mlflow_client
+    from core.settings import load
+    from ml.registry import promote
 
     name = load().model_name
     version, old = promote(mlflow_client(), name, args.version, args.reason)
@@ -247,9 +242,9 @@ def cmd_model_promote(args: argparse.Namespace) -> None:
 
 
 def cmd_model_rollback(args: argparse.Namespace) -> None:
-    from ml.registry import rollback
-    from core.settings import load
     from core.model_registry import mlflow_client
+    from core.settings import load
+    from ml.registry import rollback
 
     name = load().model_name
     restored, demoted = rollback(mlflow_client(), name, args.reason)
@@ -275,6 +270,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
+    _add_data_commands(add)
+    _add_training_commands(add)
+    _add_model_commands(sub)
+    return parser
+
+
+AddCommand = Callable[..., argparse.ArgumentParser]
+
+
+def _add_data_commands(add: AddCommand) -> None:
+    """The warehouse side: seed, the daily chain's stages, the chain itself, and the BI queries."""
     p = add("seed", cmd_seed, "Generate a deterministic synthetic warehouse (raw.events, raw.orders, "
             "raw.users, eval.planted_personas).", with_ds=False)
     p.add_argument("--users", type=_positive, default=3000, help="number of users (default 3000)")
@@ -295,8 +301,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", required=True, choices=validated_tables(), help="table to validate")
     p.add_argument("--engine", choices=("spark", "pandas"), default=None,
                    help="GX execution engine (default: the one the suite declares in its meta)")
+    add("score", cmd_score, "Score every user of features.user_features for ds with the champion model "
+        "inside Spark; writes segments.user_segments.")
+    add("profiles", cmd_profiles, "Write segments.segment_profiles for ds (size, share, feature means).")
+    add("publish", cmd_publish, "Publish ds labels and profiles to the BI database in one transaction.")
+    add("run", cmd_run, f"The daily chain for one date without Airflow, in one Spark session: {describe()}.")
+    p = add("sql", cmd_sql, "Run a SQL query against the BI database (DuckDB or PostgreSQL).",
+            with_ds=False)
+    p.add_argument("query", help='e.g. "SELECT segment_name, count(*) FROM segments.user_segments GROUP BY 1"')
+    add("info", cmd_info, "Show where everything lives and which partitions exist.", with_ds=False)
+
+
+def _add_training_commands(add: AddCommand) -> None:
     p = add("train", cmd_train, "Train the segmenter on features.user_features as of ds, register it in "
-            "MLflow and promote it to champion if its macro-F1 is not worse.")
+            "MLflow as challenger and promote it to champion if the gate finds it not worse than the champion "
+            "(held-out macro-F1 and day-to-day stability).")
     p.add_argument("--epochs", type=_positive, default=None, help="max epochs (default SEGMENTS_TRAIN_EPOCHS)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default SEGMENTS_SEED)")
     p.add_argument("--method", choices=SEGMENT_METHODS, default=None,
@@ -309,16 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also evaluate the default method with an N-seed ensemble student (0: skip)")
     p.add_argument("--epochs", type=_positive, default=None, help="max epochs (default SEGMENTS_TRAIN_EPOCHS)")
     p.add_argument("--seed", type=int, default=None, help="first seed (default SEGMENTS_SEED); the retrain uses seed+1")
-    add("score", cmd_score, "Score every user of features.user_features for ds with the champion model "
-        "inside Spark; writes segments.user_segments.")
-    add("profiles", cmd_profiles, "Write segments.segment_profiles for ds (size, share, feature means).")
-    add("publish", cmd_publish, "Publish ds labels and profiles to the BI database in one transaction.")
-    add("run", cmd_run, "The daily chain for one date without Airflow: validate raw -> features -> validate "
-        "-> score -> validate -> profiles -> publish.")
-    p = add("sql", cmd_sql, "Run a read-only SQL query against the BI database (DuckDB or PostgreSQL).",
-            with_ds=False)
-    p.add_argument("query", help='e.g. "SELECT segment_name, count(*) FROM segments.user_segments GROUP BY 1"')
-    add("info", cmd_info, "Show where everything lives and which partitions exist.", with_ds=False)
+
+
+def _add_model_commands(sub: argparse._SubParsersAction) -> None:
+    """``segments model list|promote|rollback``: the registered versions."""
     p = sub.add_parser("model", help="Registered segmenter versions: list, promote, roll back.",
                        description="Registered segmenter versions: list, promote, roll back.")
     model_sub = p.add_subparsers(dest="model_command", required=True, metavar="ACTION")
@@ -337,7 +350,6 @@ def build_parser() -> argparse.ArgumentParser:
                              "consumed; undo with promote --version).")
     m.add_argument("--reason", default="rolled back by hand", help="why (stored on the model versions)")
     m.set_defaults(func=cmd_model_rollback)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,10 +32,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench import duckdb_mirror
-from bench.measure import (RESULT_PREFIX, Measured, latest_event_log, run_measured, spark_event_log_env,
-                           summarize_event_log)
-from jobs.dates import shift
+from bench.measure import (
+    RESULT_PREFIX,
+    Measured,
+    latest_event_log,
+    run_measured,
+    spark_event_log_env,
+    summarize_event_log,
+)
 from core.settings import REPO_ROOT
+from jobs.dates import shift
 
 PYTHON = sys.executable
 CODE_ROOT = Path(__file__).resolve().parent.parent  # the checkout whose jobs/ are measured
@@ -94,35 +100,35 @@ def worker_fit_params(ds: str) -> dict:
     """Fit and store the cleaning parameters as of ds when none are stored (``jobs.build.load_params``), in
     their own process: on a fresh seed they would otherwise be fitted inside the timed rebuild."""
     started = time.monotonic()
-    from jobs import build
-    from jobs.session import build_spark
     from core import settings
+    from jobs.features import cleaning_params
+    from jobs.session import build_spark
 
-    if build.latest_params_ds(ds) is not None:
+    if cleaning_params.latest_params_ds(ds) is not None:
         return {"fitted": False}
     spark = build_spark("bench-cleaning-params")
-    build.load_params(spark, ds, settings.load().late_data_days)
+    cleaning_params.load_params(spark, ds, settings.load().late_data_days)
     spark.stop()
     return {"fitted": True, "seconds": round(time.monotonic() - started, 1)}
 
 
 def worker_spark_rebuild(first: str, last: str) -> dict:
-    """Rebuild features.user_daily for every true day in [first, last] in one job, as a backfill does:
+    """Rebuild user_daily.user_daily for every true day in [first, last] in one job, as a backfill does:
     the runner's own plan (jobs.build.plan_run with rebuild_from) and its cleaning + user_daily step."""
     started = time.monotonic()
-    from jobs import build
-    from jobs.session import build_spark
-    from core import warehouse
     from core import settings
+    from jobs.dates import shift
+    from jobs.features import cleaning_params, planning, user_daily
+    from jobs.session import build_spark
     spark = build_spark("bench-user-daily-rebuild")
     session_s = time.monotonic() - started
     late_days = settings.load().late_data_days
     fit_start = time.monotonic()
-    params = build.load_params(spark, build.shift(last, -1), late_days)  # stored by worker_fit_params
+    params = cleaning_params.load_params(spark, shift(last, -1), late_days)  # stored by worker_fit_params
     params_s = time.monotonic() - fit_start
-    plan = build.plan_run(last, late_days, params.fit_ds, rebuild_from=first)
+    plan = planning.plan_run(last, late_days, params.fit_ds, rebuild_from=first)
     job_start = time.monotonic()
-    build.build_user_daily(spark, plan, params, late_days)
+    user_daily.build_user_daily(spark, plan, params, late_days)
     job_s = time.monotonic() - job_start
     spark.stop()
     return {"session_s": round(session_s, 2), "params_s": round(params_s, 2), "job_s": round(job_s, 2),
@@ -223,12 +229,12 @@ def check(cfg: Config, label: str, duck_out: Path, dates: list[str]) -> dict:
 
 def daily_plan(cfg: Config, ds: str):
     """The runner's plan for ``segments features --ds`` on this warehouse (jobs.build.plan_run)."""
-    from jobs import build
     from core import settings
+    from jobs.features import cleaning_params, planning
 
     os.environ["SEGMENTS_HOME"] = str(cfg.home)  # catalog paths of the bench platform
     os.environ.pop("SEGMENTS_WAREHOUSE", None)
-    return build.plan_run(ds, settings.load().late_data_days, build.latest_params_ds(ds))
+    return planning.plan_run(ds, settings.load().late_data_days, cleaning_params.latest_params_ds(ds))
 
 
 def not_arrived(cfg: Config, ds: str) -> contextlib.AbstractContextManager:
@@ -320,6 +326,7 @@ def print_plans(label: str, summary: dict) -> None:
 
 
 def main_run(args: argparse.Namespace) -> int:
+    # Long on purpose: the benchmark's numbered steps in the order they run and print, a few lines each.
     home = Path(args.home or REPO_ROOT / "var" / "bench" / f"{args.users}x{args.days}").resolve()
     cfg = Config(args.users, args.days, args.end_date, home, args.threads, args.sample_users)
     step = Step(9)
@@ -330,7 +337,7 @@ def main_run(args: argparse.Namespace) -> int:
     all_events = events_in(cfg, cfg.dates)
     step.done(f"{how}: {all_events:,} events in raw.events")
 
-    step(f"(b) Spark: full rebuild of features.user_daily over {cfg.days} days (one job, new process)")
+    step(f"(b) Spark: full rebuild of user_daily.user_daily over {cfg.days} days (one job, new process)")
     # Fitted once and stored, as of the day before the last: between two weekly refits yesterday's run and
     # today's (step (a)) use the same parameters, as in production, where a refit rebuilds the lookback.
     fit = run_measured([PYTHON, "-m", "bench.bench_features", "_fit_params", shift(cfg.dates[-1], -1)],
@@ -397,7 +404,7 @@ def main_run(args: argparse.Namespace) -> int:
               f"user_daily {plan.build_days} from raw {plan.read_partitions}; kept {plan.kept_days} (their "
               "inputs had not changed)")
 
-    step(f"(a) plans: the same run again with the Spark event log (untimed; from the records of "
+    step("(a) plans: the same run again with the Spark event log (untimed; from the records of "
          "yesterday's run, so it replaces the same partitions)")
     as_yesterday_left_it()
     instrumented, daily_log = spark_run(cfg, "spark_daily_eventlog", [*SEGMENTS, "features", "--ds", ds])
@@ -406,7 +413,7 @@ def main_run(args: argparse.Namespace) -> int:
               f"{[s['partitions_read'] for s in scans]} partitions")
     print_plans("daily", daily_log)
 
-    step(f"(a) DuckDB: user_daily for the same days from the same raw partitions")
+    step("(a) DuckDB: user_daily for the same days from the same raw partitions")
     duck_daily, duck_daily_out = duckdb_run(cfg, "daily", plan.read_partitions, plan.build_days)
     step.done(f"wall {duck_daily.wall_s:.1f}s (query+write {duck_daily.result['job_s']}s)")
 

@@ -209,6 +209,7 @@ def summarize_event_log(paths: list[Path], table_paths: dict[str, str]) -> dict:
     ``table_paths`` maps a table name to its directory, to label the parquet scans. For each scan we
     report its PartitionFilters, the partitions and rows it read (SQL metrics from the task updates).
     """
+    # Long on purpose: one pass over the event log, one branch per event kind it reads.
     stages: list[dict] = []
     plans: dict[int, dict] = {}  # execution id -> latest (final, after AQE) sparkPlanInfo
     descriptions: dict[int, str] = {}

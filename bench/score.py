@@ -63,9 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"SEGMENTS_HOME={os.environ['SEGMENTS_HOME']}", flush=True)
     prepare(args.users, args.days, args.ds, args.epochs)
 
+    from core import settings
     from jobs.score import resolve_champion, score
     from jobs.session import build_spark
-    from core import settings
 
     t0 = time.perf_counter()
     spark = build_spark("bench-score")

@@ -7,13 +7,13 @@ first run is the first time the session runs its code (the JVM compiles it as it
 run; the transforms timed before it have warmed up the shared parts), the second is warm. Results are written to Spark's ``noop`` sink, so the figures cover the computation, not the write.
 
 - ``step_counts``: the cleaning counters and quarantined rows of raw.events over every raw partition
-  (``jobs.cleaning.clean(...).step_counts``), collected;
+  (``jobs.features.cleaning.clean(...).step_counts``), collected;
 - ``user_daily``: cleaning, deduplication and the ``user_daily`` aggregation of the raw partitions of the
-  last 3 days (``jobs.build.clean_inputs`` + ``daily_frame``);
+  last 3 days (``jobs.features.user_daily.clean_inputs`` + ``daily_frame``);
 - ``window_state``: the 90-day window state of ds updated from that of the day before
-  (``jobs.window_state.window_states``, both tables);
+  (``jobs.features.window_state.window_states``, both tables);
 - ``user_features``: the features of ds from the stored window state and the last 30 days of ``user_daily``
-  (``jobs.features.user_features``).
+  (``jobs.features.user_features.user_features``).
 """
 
 from __future__ import annotations
@@ -42,40 +42,42 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["SEGMENTS_HOME"] = str(Path(args.home).resolve())
     os.environ.pop("SEGMENTS_WAREHOUSE", None)
 
-    from jobs import build, cleaning, window_state
-    from jobs.features import LOOKBACK_DAYS, RECENT_DAYS, holiday_dates, user_features
+    from core import settings, warehouse
+    from core.feature_catalog import RECENT_DAYS, WINDOW_DAYS
+    from jobs.dates import shift
+    from jobs.features import cleaning, cleaning_params, planning, user_daily, window_state
+    from jobs.features.calendar import holiday_dates
+    from jobs.features.user_features import user_features
     from jobs.session import build_spark
-    from core import warehouse
-    from core import settings
     spark = build_spark("transform-timings")
     late_days = settings.load().late_data_days
-    params = build.load_params(spark, args.ds, late_days)
+    params = cleaning_params.load_params(spark, args.ds, late_days)
     raw_days = set(warehouse.partitions("raw.events"))
 
     def step_counts() -> None:
-        raw = build.read_raw(spark, "raw.events", sorted(raw_days))
+        raw = planning.read_raw(spark, "raw.events", sorted(raw_days))
         cleaning.clean(raw, "raw.events", params, late_days).step_counts.collect()  # a few rows per partition
 
     def daily() -> None:
-        plan = build.plan_daily(args.ds, late_days, raw_days, set(warehouse.partitions("features.user_daily")))
-        rows = build.clean_inputs(spark, plan, params, late_days)
-        build.daily_frame({n: rows[n].rows for n in build.DAILY_INPUTS}, plan).write.format("noop").mode(
+        plan = planning.plan_daily(args.ds, late_days, raw_days, set(warehouse.partitions("features.user_daily")))
+        rows = user_daily.clean_inputs(spark, plan, params, late_days)
+        user_daily.daily_frame({n: rows[n].rows for n in planning.DAILY_INPUTS}, plan).write.format("noop").mode(
             "overwrite").save()
 
     state_tables = (window_state.USERS_TABLE, window_state.CATEGORIES_TABLE)
 
     def window() -> None:
-        base = build.shift(args.ds, -1)
+        base = shift(args.ds, -1)
         previous = tuple(warehouse.read_spark(spark, name, ds=base) for name in state_tables)
-        start = build.shift(base, 1 - LOOKBACK_DAYS)
-        daily = warehouse.read_spark(spark, "features.user_daily", since=start, until=build.shift(args.ds, 1))
+        start = shift(base, 1 - WINDOW_DAYS)
+        daily = warehouse.read_spark(spark, "features.user_daily", since=start, until=shift(args.ds, 1))
         holidays = holiday_dates(settings.load().holiday_country, start, args.ds)
         for state in window_state.window_states(daily, [args.ds], holidays, previous=previous, base_ds=base):
             state.write.format("noop").mode("overwrite").save()
 
     def features() -> None:
-        since = build.window_dates(args.ds, RECENT_DAYS)[0]
-        recent = warehouse.read_spark(spark, "features.user_daily", since=since, until=build.shift(args.ds, 1))
+        since = planning.window_dates(args.ds, RECENT_DAYS)[0]
+        recent = warehouse.read_spark(spark, "features.user_daily", since=since, until=shift(args.ds, 1))
         users = cleaning.clean(warehouse.read_spark(spark, "raw.users", ds=args.ds), "raw.users", params,
                                late_days).rows.drop(cleaning.RAW_DS)
         lifetime = warehouse.read_spark(spark, "features.user_lifetime", ds=args.ds)

@@ -176,9 +176,7 @@ def feature_table_columns(ds: str) -> list[str]:
     """
     import pyarrow.dataset as pads
 
-    from core import tables
-
-    from core import warehouse
+    from core import tables, warehouse
     path = warehouse.partition_path("features.user_features", ds)
     if os.path.isdir(path) and any(p.suffix == ".parquet" for p in Path(path).iterdir()):
         return list(pads.dataset(path, format="parquet").schema.names)

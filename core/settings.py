@@ -142,7 +142,7 @@ def load() -> Settings:
         train_epochs=int(_env("SEGMENTS_TRAIN_EPOCHS", "15")),
         seed=int(_env("SEGMENTS_SEED", "42")),
         airflow_parallelism=int(_env("SEGMENTS_AIRFLOW_PARALLELISM", "2")),
-        # Raw partitions may hold events of up to this many earlier days; see jobs/build.py.
+        # Raw partitions may hold events of up to this many earlier days; see jobs/features/planning.py.
         late_data_days=int(_env("SEGMENTS_LATE_DATA_DAYS", "2")),
         holiday_country=_env("SEGMENTS_HOLIDAY_COUNTRY", "US").upper(),
     )

@@ -95,6 +95,17 @@ UNKNOWN = "unknown"
 EVENT_TYPES = ("view", "search", "add_to_cart", "remove_from_cart", "purchase")
 ORDER_STATUSES = ("completed", "cancelled", "refunded")
 
+# segments.segment_profiles: per segment, the mean of these features of features.user_features (column ->
+# feature), for BI; jobs/profiles.py computes them.
+PROFILE_MEANS = {
+    "avg_recency_days": "recency_days",
+    "avg_orders_90d": "orders_90d",
+    "avg_revenue_90d": "revenue_90d",
+    "avg_views_30d": "views_30d",
+    "avg_discount_share_90d": "discount_share_90d",
+    "avg_activity_trend": "activity_trend",
+}
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in [
@@ -159,11 +170,10 @@ TABLES: dict[str, Table] = {
         ),
         Table(
             "segments.segment_profiles",
-            _cols(
-                "segment_id:int, segment_name:string, users:long, share:double, avg_confidence:double,"
-                " avg_recency_days:double, avg_orders_90d:double, avg_revenue_90d:double,"
-                " avg_views_30d:double, avg_discount_share_90d:double, avg_activity_trend:double,"
-                " model_version:string"
+            (
+                *_cols("segment_id:int, segment_name:string, users:long, share:double, avg_confidence:double"),
+                *[(column, "double") for column in PROFILE_MEANS],
+                ("model_version", "string"),
             ),
             key=("segment_id",),
             description="Per ds and segment: size, share and the mean of key features.",
@@ -176,7 +186,7 @@ TABLES: dict[str, Table] = {
                 " lifetime_active_days:long"
             ),
             key=("user_id",),
-            description="Cumulative per-user state over every user_daily day <= ds (jobs/lifetime.py).",
+            description="Cumulative per-user state over every user_daily day <= ds (jobs/features/lifetime.py).",
         ),
         Table(
             "features.user_window",
@@ -195,14 +205,14 @@ TABLES: dict[str, Table] = {
             ),
             key=("user_id",),
             description="Per user active in the 90 days up to ds: sums of user_daily over those days, "
-                        "updated by the days entering and leaving the window (jobs/window_state.py).",
+                        "updated by the days entering and leaving the window (jobs/features/window_state.py).",
         ),
         Table(
             "features.user_category_window",
             _cols("user_id:string, category:string, events:long, last_seen_ds:string"),
             key=("user_id", "category"),
             description="Per user and category with events in the 90 days up to ds: events and last day "
-                        "(jobs/window_state.py).",
+                        "(jobs/features/window_state.py).",
         ),
         Table(
             "features.user_daily_inputs",

@@ -9,6 +9,7 @@ PySpark is imported lazily so that the trainer (no JVM) can use the Arrow side.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import uuid
@@ -17,12 +18,15 @@ from typing import TYPE_CHECKING, Iterable
 
 from core import settings as settings_mod
 from core.errors import PlatformError
-from core.tables import SPARK_TYPES, PARTITION_COLUMN, table
+from core.tables import PARTITION_COLUMN, SPARK_TYPES, table
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
+
+
+log = logging.getLogger(__name__)
 
 
 class TableNotFound(PlatformError):
@@ -118,8 +122,11 @@ def write_spark_dates(df: "DataFrame", name: str, dates: Iterable[str]) -> list[
     existing = set(partitions(name))
     before = {d: partition_fingerprint(name, d) for d in sorted(set(dates)) if d in existing}
     write_spark(df, name)
-    return [d for d, fingerprint in before.items()
-            if partition_fingerprint(name, d) == fingerprint and delete_partition(name, d)]
+    emptied = [d for d, fingerprint in before.items()
+               if partition_fingerprint(name, d) == fingerprint and delete_partition(name, d)]
+    for d in emptied:
+        log.info("%s ds=%s: no rows any more, old partition removed", name, d)
+    return emptied
 
 
 # --- partition metadata (planning) -------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Task factories shared by the DAGs. Orchestration only: nothing here imports jobs/ or ml/.
 
-Spark stages run as spark-submit of ``jobs/spark_submit_main.py`` with the job environment's Spark
+Spark stages run as spark-submit of ``app/spark_submit_main.py`` with the job environment's Spark
 (master from the ``spark_default`` connection, ``local[2]`` by default); ML and publish stages run the
-job environment's ``segments`` command. Only settings (stdlib, env-driven) are read at parse time.
+job environment's ``segments`` command. Only stdlib modules (settings, the chain) are read at parse time.
 """
 
 from __future__ import annotations
@@ -14,13 +14,15 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import Asset
 
+from app.chain import Stage
 from core import settings as settings_mod
 from core.settings import REPO_ROOT
 
 SETTINGS = settings_mod.load()
 JOB_PYTHON = str(SETTINGS.job_python)
 SEGMENTS_CLI = str(SETTINGS.job_bin / "segments")
-SPARK_APPLICATION = str(REPO_ROOT / "jobs" / "spark_submit_main.py")
+SPARK_APPLICATION = str(REPO_ROOT / "app" / "spark_submit_main.py")
+DS = "{{ ds }}"
 START_DATE = datetime.fromisoformat(os.environ.get("SEGMENTS_START_DATE", "2026-01-01")).replace(
     tzinfo=timezone.utc
 )
@@ -80,3 +82,14 @@ def cli_stage(task_id: str, *args: str, outlets: list[Asset] | None = None) -> B
         append_env=True,
         outlets=outlets or [],
     )
+
+
+def asset(name: str) -> Asset:
+    """The Airflow Asset a stage publishes: a warehouse table, or the BI tables."""
+    return BI_SEGMENTS if name == BI_SEGMENTS.name else table_asset(name)
+
+
+def stage_task(stage: Stage) -> SparkSubmitOperator | BashOperator:
+    """The task of one stage of ``app/chain.py`` for the run's logical date."""
+    factory = spark_stage if stage.spark else cli_stage
+    return factory(stage.task_id, *stage.args(DS), outlets=[asset(stage.outlet)] if stage.outlet else None)

@@ -1,17 +1,15 @@
 """Weekly (and on-demand) training of the LSTM segmenter.
 
 features as of ds -> validate -> train teacher + student, evaluate, register in MLflow as challenger,
-promote to champion only if its macro-F1 on the same held-out users is not worse.
+promote to champion only if the gate (ml/gate.py) finds it not worse than the champion on the same
+held-out users: macro-F1 against today's teacher labels and day-to-day stability.
 Trigger by hand with ``airflow dags trigger train_segmenter`` (logical date = the as-of date).
 """
 
 from __future__ import annotations
 
+from _common import DEFAULT_ARGS, DS, SETTINGS, START_DATE, cli_stage, spark_stage
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable
-
-from _common import DEFAULT_ARGS, START_DATE, SETTINGS, cli_stage, spark_stage
-
-DS = "{{ ds }}"
 
 with DAG(
     dag_id="train_segmenter",

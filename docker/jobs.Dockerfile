@@ -12,7 +12,9 @@ WORKDIR /app
 COPY locks/job.txt locks/job.txt
 RUN uv pip sync --python /opt/venv/bin/python locks/job.txt && uv cache clean
 COPY pyproject.toml README.md ./
-COPY segments segments
+COPY core core
+COPY app app
+COPY synthetic synthetic
 COPY jobs jobs
 COPY ml ml
 COPY expectations expectations

@@ -1,4 +1,5 @@
-"""Segment tables derived from the day's labels: per-segment profiles (size, share, feature means)."""
+"""``segments.segment_profiles`` from the day's labels: per segment its size, share, mean confidence and the
+mean of the features ``core.tables.PROFILE_MEANS`` names (for BI)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from core import warehouse
-# Profile column -> feature it averages (declared in the catalog's segments.segment_profiles).
-PROFILE_MEANS = {
-    "avg_recency_days": "recency_days",
-    "avg_orders_90d": "orders_90d",
-    "avg_revenue_90d": "revenue_90d",
-    "avg_views_30d": "views_30d",
-    "avg_discount_share_90d": "discount_share_90d",
-    "avg_activity_trend": "activity_trend",
-}
+from core.tables import PROFILE_MEANS
 
 
 def segment_profiles(segments: DataFrame, features: DataFrame) -> DataFrame:

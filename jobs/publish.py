@@ -19,10 +19,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from core import tables
-
-from core import warehouse
 from core import settings as settings_mod
+from core import tables, warehouse
 from core.errors import PlatformError
 
 log = logging.getLogger(__name__)

@@ -16,18 +16,16 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
-from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
-from core import tables
-
-from core import warehouse
 from core import settings as settings_mod
+from core import tables, warehouse
 from core.errors import PlatformError
 from core.settings import REPO_ROOT
 

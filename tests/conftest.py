@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 
 import pytest
 
-# Tests train many small models: one student each keeps CI short. The ensemble itself is unit-tested
-# (tests/unit/test_ml_student.py), and the default of 3 is measured in bench/ABLATION.md.
-os.environ.setdefault("SEGMENTS_ENSEMBLE_SEEDS", "1")
 
-
-def _postgres_required() -> bool:
-    return os.environ.get("SEGMENTS_REQUIRE_POSTGRES", "").lower() in ("1", "true", "yes")
+@pytest.fixture(scope="session", autouse=True)
+def _one_ensemble_seed():
+    # Tests train many small models: one student each keeps CI short. The ensemble itself is unit-tested
+    # (tests/unit/test_ml_student.py), and the default of 3 is measured in bench/ABLATION.md.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEGMENTS_ENSEMBLE_SEEDS", os.environ.get("SEGMENTS_ENSEMBLE_SEEDS", "1"))
+        yield
 
 
 @pytest.fixture
@@ -34,6 +36,10 @@ def spark():
         pytest.skip("Java 17 is needed for Spark")
     from jobs.session import build_spark
 
-    session = build_spark("segments-tests")
-    yield session
-    session.stop()
+    with pytest.MonkeyPatch.context() as mp:
+        # build_spark() sets the Python of the Spark workers if unset; set here first, they are restored.
+        for var in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON"):
+            mp.setenv(var, os.environ.get(var, sys.executable))
+        session = build_spark("segments-tests")
+        yield session
+        session.stop()

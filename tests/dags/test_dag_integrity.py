@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from app.chain import DAILY_CHAIN
+
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
 DAG_FILES = sorted(p for p in DAGS.glob("*.py") if not p.name.startswith("_"))
@@ -18,12 +20,14 @@ DAG_FILES = sorted(p for p in DAGS.glob("*.py") if not p.name.startswith("_"))
 @pytest.fixture(scope="module")
 def dagbag(tmp_path_factory):
     home = tmp_path_factory.mktemp("airflow")
-    os.environ.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                       "SEGMENTS_HOME": str(home / "platform"), "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS)})
-    sys.path.insert(0, str(DAGS))  # Airflow puts the DAG folder on sys.path; _common.py relies on it
-    from airflow.dag_processing.dagbag import DagBag
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                           "SEGMENTS_HOME": str(home / "platform"), "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS)}.items():
+            mp.setenv(key, value)
+        mp.syspath_prepend(str(DAGS))  # Airflow puts the DAG folder on sys.path; _common.py relies on it
+        from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(DAGS))
+        yield DagBag(dag_folder=str(DAGS))
 
 
 def test_no_import_errors(dagbag):
@@ -67,6 +71,7 @@ def test_daily_dag_order_and_keying(dagbag):
     dag = dagbag.dags["segment_users_daily"]
     order = ["validate_raw", "build_features", "validate_features", "score", "validate_segments", "profiles",
              "publish"]
+    assert [stage.task_id for stage in DAILY_CHAIN] == order  # `segments run` follows the same declaration
     for upstream, downstream in zip(order, order[1:]):
         assert dag.get_task(upstream).downstream_task_ids == {downstream}
     assert dag.catchup is True
@@ -82,7 +87,7 @@ def test_spark_stages_use_the_job_environment_and_the_spark_connection(dagbag):
     dag = dagbag.dags["segment_users_daily"]
     score = dag.get_task("score")
     assert score.task_type == "SparkSubmitOperator"
-    assert score.application.endswith("jobs/spark_submit_main.py")
+    assert score.application.endswith("app/spark_submit_main.py")
     assert score.conf["spark.pyspark.python"].endswith(".venv/bin/python")
     assert score.conf.get("spark.driver.extraJavaOptions", "") == settings.load().spark_java_options
     assert score._conn_id == "spark_default"

@@ -10,16 +10,16 @@ import shutil
 import pandas as pd
 import pyarrow as pa
 import pytest
-
 from pyspark.sql import functions as F
 
-from jobs import build, cleaning, window_state
-from jobs.features import holiday_dates, user_features
-from jobs.lifetime import lifetime_states
-from core import tables
-from core import warehouse
-from core import settings
+from core import settings, tables, warehouse
+from jobs.dates import shift
+from jobs.features import cleaning, cleaning_params, planning, runner, user_daily, window_state
+from jobs.features.calendar import holiday_dates
+from jobs.features.lifetime import lifetime_states
+from jobs.features.user_features import user_features
 from synthetic import generator as synthetic
+
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
 END = "2026-03-14"
@@ -28,7 +28,7 @@ L = 2
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory, spark):
+def seeded_warehouse(tmp_path_factory, spark):
     home = tmp_path_factory.mktemp("feature_build")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SEGMENTS_HOME", str(home))
@@ -42,11 +42,11 @@ def warehouse(tmp_path_factory, spark):
         for name, root in raw_root.items():
             for d in later:
                 shutil.move(f"{root}/ds={d}", stash / name / f"ds={d}")
-        summaries = [build.build_features(spark, FIRST_RUN)]
+        summaries = [runner.build_features(spark, FIRST_RUN)]
         for d in later:
             for name, root in raw_root.items():
                 shutil.move(stash / name / f"ds={d}", f"{root}/ds={d}")
-            summaries.append(build.build_features(spark, d))
+            summaries.append(runner.build_features(spark, d))
         yield {"home": home, "summaries": summaries}
 
 
@@ -62,22 +62,22 @@ def _true_days(raw_ds: str) -> set[str]:
     return set(pd.concat(stamps).dropna().dt.tz_convert("UTC").dt.strftime("%Y-%m-%d"))
 
 
-def test_runs_fill_the_window_then_update_incrementally(warehouse):
-    first, second, third = warehouse["summaries"]
+def test_runs_fill_the_window_then_update_incrementally(seeded_warehouse):
+    first, second, third = seeded_warehouse["summaries"]
     assert first.missing_dates_filled and first.lifetime_base is None  # fresh: all days, from scratch
     assert not second.missing_dates_filled
     # Each later run rebuilds its ds and the lookback days that got late rows in the partition that arrived
     # with it; the generator's late rows are a day late (or beyond the lookback), so ds-2 is kept.
     for run in (second, third):
-        late = {d for d in build.window_dates(run.ds, L + 1)[:-1] if d in _true_days(run.ds)}
-        assert late == {build.shift(run.ds, -1)}  # the generated data, as this test needs it
+        late = {d for d in planning.window_dates(run.ds, L + 1)[:-1] if d in _true_days(run.ds)}
+        assert late == {shift(run.ds, -1)}  # the generated data, as this test needs it
         assert run.daily_dates_built == sorted(late | {run.ds})
-        assert run.daily_dates_kept == [build.shift(run.ds, -2)]
+        assert run.daily_dates_kept == [shift(run.ds, -2)]
     assert (second.lifetime_base, third.lifetime_base) == ("2026-03-10", "2026-03-11")
     assert first.params_fit_ds == second.params_fit_ds == FIRST_RUN  # stored params reused, not refitted
 
 
-def test_lifetime_day_by_day_equals_rebuild_from_scratch(warehouse, spark):
+def test_lifetime_day_by_day_equals_rebuild_from_scratch(seeded_warehouse, spark):
     daily = warehouse.read_spark(spark, "features.user_daily", until="2026-03-15")
     scratch = lifetime_states(None, daily, [END])
     scratch_rows = {r.user_id: r.asDict()
@@ -87,24 +87,24 @@ def test_lifetime_day_by_day_equals_rebuild_from_scratch(warehouse, spark):
     assert incremental == scratch_rows  # bit-identical, revenue included
 
 
-def test_window_state_day_by_day_equals_rebuild_from_scratch(warehouse, spark):
-    first, second, third = warehouse["summaries"]
+def test_window_state_day_by_day_equals_rebuild_from_scratch(seeded_warehouse, spark):
+    first, second, third = seeded_warehouse["summaries"]
     assert first.window_base is None
     assert (second.window_base, third.window_base) == ("2026-03-10", "2026-03-11")
     country = settings.load().holiday_country
     daily = warehouse.read_spark(spark, "features.user_daily", until="2026-03-15")
-    start = build.window_dates(END)[0]
+    start = planning.window_dates(END)[0]
     scratch = window_state.window_states(daily, [END], holiday_dates(country, start, END))
-    tables = (window_state.USERS_TABLE, window_state.CATEGORIES_TABLE)
-    stored = [warehouse.read_spark(spark, name, ds=END) for name in tables]
-    for name, built, updated in zip(tables, scratch, stored):
+    names = (window_state.USERS_TABLE, window_state.CATEGORIES_TABLE)
+    stored = [warehouse.read_spark(spark, name, ds=END) for name in names]
+    for name, built, updated in zip(names, scratch, stored):
         if name == window_state.USERS_TABLE:
             built = built.withColumn("holiday_country", F.lit(country))
         rows = [sorted(tuple(r) for r in warehouse.conform(df, name).collect()) for df in (built, updated)]
         assert len(rows[0]) > 50 and rows[0] == rows[1]  # bit-identical, money included
     # ...so the features of the runner (state read back) equal those built from the whole window.
     users = cleaning.clean(warehouse.read_spark(spark, "raw.users", ds=END), "raw.users",
-                           build.load_params(spark, END, L), L).rows.drop(cleaning.RAW_DS)
+                           cleaning_params.load_params(spark, END, L), L).rows.drop(cleaning.RAW_DS)
     lifetime = warehouse.read_spark(spark, "features.user_lifetime", ds=END)
     from_scratch = user_features(daily, users, lifetime, END, holiday_country=country)
     expected = warehouse.conform(from_scratch, "features.user_features").drop("ds").toPandas()
@@ -113,7 +113,7 @@ def test_window_state_day_by_day_equals_rebuild_from_scratch(warehouse, spark):
                                   written.sort_values("user_id").reset_index(drop=True))
 
 
-def test_late_events_are_counted_on_their_true_day(warehouse, spark):
+def test_late_events_are_counted_on_their_true_day(seeded_warehouse, spark):
     # Views of 03-12 from every partition they arrived in within the lookback (03-12 .. 03-14), cleaned
     # the same way in pandas: known user, known type, non-negative price, one row per event_id.
     frames = [warehouse.read_pandas("raw.events", d, tables.table("raw.events").all_columns())
@@ -128,7 +128,7 @@ def test_late_events_are_counted_on_their_true_day(warehouse, spark):
     assert built["views"].sum() == (on_day["event_type"] == "view").sum()
 
 
-def test_quality_tables_count_the_dirt(warehouse):
+def test_quality_tables_count_the_dirt(seeded_warehouse):
     columns = tables.table("quality.cleaning_log").all_columns()
     log = pd.concat([warehouse.read_pandas("quality.cleaning_log", d, columns)
                      for d in ("2026-03-12", "2026-03-13", "2026-03-14")])
@@ -144,14 +144,14 @@ def test_quality_tables_count_the_dirt(warehouse):
     assert {"unknown_event_type", "negative_price"} <= set(quarantine["reason"])
 
 
-def test_daily_run_reads_only_the_partitions_it_needs(warehouse, spark):
+def test_daily_run_reads_only_the_partitions_it_needs(seeded_warehouse, spark):
     raw = set(warehouse.partitions("raw.events"))
-    plan = build.plan_daily("2026-03-10", L, raw, set(warehouse.partitions("features.user_daily")))
+    plan = planning.plan_daily("2026-03-10", L, raw, set(warehouse.partitions("features.user_daily")))
     # A rerun of 03-10 rebuilds true days 03-08..03-10 from partitions 03-08..03-12 (late rows within L).
     assert plan.read_partitions == ["2026-03-08", "2026-03-09", "2026-03-10", "2026-03-11", "2026-03-12"]
-    params = build.load_params(spark, "2026-03-10", L)
-    cleaned = build.clean_inputs(spark, plan, params, L)
-    df = build.daily_frame({name: cleaned[name].rows for name in build.DAILY_INPUTS}, plan)
+    params = cleaning_params.load_params(spark, "2026-03-10", L)
+    cleaned = user_daily.clean_inputs(spark, plan, params, L)
+    df = user_daily.daily_frame({name: cleaned[name].rows for name in planning.DAILY_INPUTS}, plan)
     physical = df._jdf.queryExecution().executedPlan().toString()
     scans = [line for line in physical.splitlines() if "FileScan parquet" in line]
     assert len(scans) >= 2  # raw.events and raw.orders
@@ -161,7 +161,7 @@ def test_daily_run_reads_only_the_partitions_it_needs(warehouse, spark):
         assert sorted(set(re.findall(r"\d{4}-\d{2}-\d{2}", listed.group(1)))) == plan.read_partitions, scan
 
 
-def test_a_rerun_with_no_new_raw_partition_rebuilds_only_ds(warehouse, spark):
+def test_a_rerun_with_no_new_raw_partition_rebuilds_only_ds(seeded_warehouse, spark):
     kept = ["2026-03-12", "2026-03-13"]
     before = {d: warehouse.partition_fingerprint("features.user_daily", d) for d in kept}
     def features():
@@ -169,13 +169,13 @@ def test_a_rerun_with_no_new_raw_partition_rebuilds_only_ds(warehouse, spark):
         return written.sort_values("user_id").reset_index(drop=True)
 
     expected = features()
-    summary = build.build_features(spark, END)
+    summary = runner.build_features(spark, END)
     assert (summary.daily_dates_built, summary.daily_dates_kept) == ([END], kept)
     assert {d: warehouse.partition_fingerprint("features.user_daily", d) for d in kept} == before  # untouched
     pd.testing.assert_frame_equal(expected, features())
 
 
-def test_point_in_time_events_after_ds_do_not_change_features(warehouse, spark):
+def test_point_in_time_events_after_ds_do_not_change_features(seeded_warehouse, spark):
     ds = END
     def features():
         return warehouse.read_pandas("features.user_features", ds).sort_values("user_id").reset_index(drop=True)
@@ -193,7 +193,7 @@ def test_point_in_time_events_after_ds_do_not_change_features(warehouse, spark):
     warehouse.write_arrow("raw.orders", warehouse.read_arrow("raw.orders", ds).slice(0, 0), "2026-03-15")
     warehouse.write_arrow("raw.events", pa.concat_tables([events, future.slice(0, 1)]), ds)
 
-    summary = build.build_features(spark, ds)
+    summary = runner.build_features(spark, ds)
     # ds's raw partition was written again: 03-13, built from it, is rebuilt whatever it holds now; 03-12
     # was built before that partition arrived, and it holds no rows of 03-12.
     assert (summary.daily_dates_built, summary.daily_dates_kept) == (["2026-03-13", ds], ["2026-03-12"])
@@ -224,13 +224,13 @@ def test_rebuilt_day_without_rows_loses_its_old_user_daily_partition(platform_ho
     # rebuild must remove day 2's user_daily rows instead of leaving the old ones in place.
     days = ["2026-03-01", "2026-03-02"]
     params = cleaning.CleaningParams("2026-03-01", caps={}, medians={})
-    plan = build.plan_daily(days[1], L, set(days), set(), rebuild_from=days[0])
+    plan = planning.plan_daily(days[1], L, set(days), set(), rebuild_from=days[0])
     _write_raw({days[0]: "view", days[1]: "view"})
-    build.build_user_daily(spark, plan, params, L)
+    user_daily.build_user_daily(spark, plan, params, L)
     assert warehouse.partitions("features.user_daily") == days
 
     _write_raw({days[0]: "view", days[1]: "teleport"})
-    assert build.build_user_daily(spark, plan, params, L) == 1  # the day-2 event is quarantined
+    assert user_daily.build_user_daily(spark, plan, params, L) == 1  # the day-2 event is quarantined
     assert warehouse.partitions("features.user_daily") == days[:1]
     log = warehouse.read_pandas("quality.cleaning_log", days[1])
     steps = log[log["table_name"] == "raw.events"].groupby("step")["rows"].sum()  # one row per reason
@@ -245,10 +245,10 @@ def test_rerun_that_leaves_ds_without_rows_removes_its_old_partitions(platform_h
     written = ["features.user_daily", "features.user_lifetime", window_state.USERS_TABLE,
                window_state.CATEGORIES_TABLE, "features.user_features"]
     _write_raw({"2026-03-01": None, ds: "view"})
-    assert build.build_features(spark, ds).active_users == 1
+    assert runner.build_features(spark, ds).active_users == 1
     assert [name for name in written if ds not in warehouse.partitions(name)] == []
 
     _write_raw({"2026-03-01": None, ds: "teleport"})
-    summary = build.build_features(spark, ds)
+    summary = runner.build_features(spark, ds)
     assert (summary.quarantined, summary.active_users) == (1, 0)
     assert [name for name in written if ds in warehouse.partitions(name)] == []

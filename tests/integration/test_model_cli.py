@@ -21,7 +21,6 @@ def _write(df: pd.DataFrame, ds: str, drop: tuple[str, ...] = ()) -> None:
     import pyarrow.parquet as pq
 
     from core.tables import table
-
     from core.warehouse import partition_path, write_arrow
 
     data = pa.Table.from_pandas(df, schema=table("features.user_features").arrow_schema(), preserve_index=False)
@@ -79,10 +78,10 @@ def platform(tmp_path, monkeypatch):
 @pytest.mark.integration
 @pytest.mark.timeout(900)
 def test_identity_gate_contract_change_and_model_commands(platform, monkeypatch, capsys):
-    from ml.train import train
-    from core import feature_catalog
     from app import cli
+    from core import feature_catalog
     from core.model_registry import mlflow_client, model_version_by_alias
+    from ml.train import train
 
     features1, personas = platform
     client = mlflow_client()
@@ -108,7 +107,8 @@ def test_identity_gate_contract_change_and_model_commands(platform, monkeypatch,
     assert "day-to-day stability vs 2024-03-29" in tags["gate.reason"]
 
     # --- contract change: 'age' leaves the feature table; the champion cannot score it -> promoted ------
-    monkeypatch.setattr(catalog, "NUMERIC_FEATURES", tuple(c for c in feature_catalog.NUMERIC_FEATURES if c != "age"))
+    without_age = tuple(c for c in feature_catalog.NUMERIC_FEATURES if c != "age")
+    monkeypatch.setattr(feature_catalog, "NUMERIC_FEATURES", without_age)
     _write(_shifted(seed=2), D3, drop=("age",))
     third = train(D3, epochs=2, seed=42)
     reason = client.get_run(third.run_id).data.tags["gate.reason"]

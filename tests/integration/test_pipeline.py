@@ -6,10 +6,9 @@ from __future__ import annotations
 import pyarrow.compute as pc
 import pytest
 
-from jobs import quality
-from core import tables
-from core import warehouse
 from app import cli
+from core import tables, warehouse
+from jobs import quality
 from tests.integration.conftest import DS
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
@@ -98,21 +97,22 @@ def test_bad_partition_stops_the_run_and_keeps_what_was_published(platform, spar
     bad = events.set_column(events.schema.get_field_index("price"), "price", [prices])
     bad = bad.set_column(bad.schema.get_field_index("event_type"), "event_type", [types])
     warehouse.write_arrow("raw.events", bad, BAD_DS)
+    try:
+        for engine in quality.ENGINES:
+            with pytest.raises(quality.ValidationFailed) as exc:
+                quality.validate("raw.events", BAD_DS, engine=engine, spark=spark)
+            message = str(exc.value)
+            assert f"raw.events ds={BAD_DS}: 2 of 7 expectations failed" in message
+            assert f"expect_column_values_to_be_between(column=price): {bad_prices} unexpected" in message
+            assert f"expect_column_values_to_be_in_set(column=event_type): {bad_types} unexpected" in message
+        failed = warehouse.read_pandas("quality.validation_results", BAD_DS)
+        assert failed.set_index("table_name").loc["raw.events", "failed"] == 2
 
-    for engine in quality.ENGINES:
-        with pytest.raises(quality.ValidationFailed) as exc:
-            quality.validate("raw.events", BAD_DS, engine=engine, spark=spark)
-        message = str(exc.value)
-        assert f"raw.events ds={BAD_DS}: 2 of 7 expectations failed" in message
-        assert f"expect_column_values_to_be_between(column=price): {bad_prices} unexpected" in message
-        assert f"expect_column_values_to_be_in_set(column=event_type): {bad_types} unexpected" in message
-    failed = warehouse.read_pandas("quality.validation_results", BAD_DS)
-    assert failed.set_index("table_name").loc["raw.events", "failed"] == 2
-
-    capsys.readouterr()
-    assert cli.main(["-q", "run", "--ds", BAD_DS]) == 1
-    assert "error: raw.events ds=" in capsys.readouterr().err
-    assert BAD_DS not in warehouse.partitions("features.user_features")  # nothing downstream was written
-    assert BAD_DS not in warehouse.partitions("segments.user_segments")
-    assert query("SELECT ds, count(*) FROM segments.user_segments GROUP BY ds")[1] == published_before
-    warehouse.write_arrow("raw.events", events, BAD_DS)  # restore for the tests that follow
+        capsys.readouterr()
+        assert cli.main(["-q", "run", "--ds", BAD_DS]) == 1
+        assert "error: raw.events ds=" in capsys.readouterr().err
+        assert BAD_DS not in warehouse.partitions("features.user_features")  # nothing downstream was written
+        assert BAD_DS not in warehouse.partitions("segments.user_segments")
+        assert query("SELECT ds, count(*) FROM segments.user_segments GROUP BY ds")[1] == published_before
+    finally:  # restore for the tests that follow, also when an assertion above failed
+        warehouse.write_arrow("raw.events", events, BAD_DS)

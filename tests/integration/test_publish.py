@@ -5,9 +5,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from core import tables, warehouse
 from jobs import publish
-from core import tables
-from core import warehouse
+
 pytestmark = pytest.mark.integration
 
 

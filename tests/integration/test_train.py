@@ -99,7 +99,6 @@ def platform(tmp_path, monkeypatch):
     import pyarrow as pa
 
     from core.tables import table
-
     from core.warehouse import write_arrow
 
     monkeypatch.setenv("SEGMENTS_HOME", str(tmp_path))
@@ -124,9 +123,9 @@ def platform(tmp_path, monkeypatch):
 def test_train_registers_gates_and_serves(platform):
     import mlflow
 
-    from ml.train import train
-    from core.warehouse import read_pandas
     from core.model_registry import champion_version, configure_mlflow, mlflow_client, model_version_by_alias
+    from core.warehouse import read_pandas
+    from ml.train import train
 
     first = train(DS, epochs=4, seed=42)
 
@@ -187,9 +186,9 @@ def test_train_registers_gates_and_serves(platform):
 def test_train_refuses_a_tiny_partition(tmp_path, monkeypatch):
     import pyarrow as pa
 
-    from ml.train import NotEnoughUsers, train
     from core.tables import table
     from core.warehouse import write_arrow
+    from ml.train import NotEnoughUsers, train
 
     monkeypatch.setenv("SEGMENTS_HOME", str(tmp_path))
     monkeypatch.delenv("SEGMENTS_N_SEGMENTS", raising=False)

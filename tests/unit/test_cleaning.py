@@ -1,17 +1,16 @@
-"""Cleaning rules on tiny hand-made DataFrames: one negative test per rule, expected counts in comments."""
+"""jobs/features/cleaning.py on tiny hand-made DataFrames: one negative test per rule, expected counts in
+comments."""
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
 
 import pytest
 
-from jobs import build, cleaning
-from jobs.cleaning import CleaningParams
-from core import tables
-from core import warehouse
+from core import tables, warehouse
+from jobs.features import cleaning
+from jobs.features.cleaning import CleaningParams
+
 UTC = dt.timezone.utc
 DAY = "2026-03-10"  # the raw partition of most rows below
 L = 2  # late-data lookback used by these tests
@@ -124,20 +123,6 @@ def test_late_rows_get_their_true_utc_day_and_keep_the_partition_they_arrived_in
 
 
 @pytest.mark.spark
-def test_session_time_zone_is_utc(spark):
-    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
-
-
-@pytest.mark.spark
-def test_session_jvm_runs_with_the_configured_java_options(spark):
-    from core import settings
-
-    runtime = spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
-    jvm_args = set(runtime.getInputArguments())
-    assert set(settings.load().spark_java_options.split()) <= jvm_args
-
-
-@pytest.mark.spark
 def test_categoricals_become_unknown_and_stored_caps_winsorise(spark):
     caps = {("raw.events", "price"): 100.0, ("raw.events", "quantity"): 3.0,
             ("raw.events", "dwell_seconds"): 60.0}
@@ -232,105 +217,3 @@ def test_cleaned_frames_conform_to_the_quality_tables(spark):
     out = cleaning.clean(events_df(spark, [event("e1"), event("x", price=-1.0)]), "raw.events", NO_PARAMS, L)
     assert warehouse.conform(out.quarantine, "quality.quarantine").count() == 1
     assert warehouse.conform(out.counts, "quality.cleaning_log").count() > 5
-
-
-# --- planning (no Spark) --------------------------------------------------------------------------
-def _days(first: str, last: str) -> set[str]:
-    return set(build.date_range(first, last))
-
-
-def test_daily_plan_rebuilds_the_lookback_and_reads_only_what_it_needs():
-    raw = _days("2026-01-01", "2026-03-10")
-    daily = _days("2025-12-01", "2026-03-09")
-    plan = build.plan_daily("2026-03-10", 2, raw, daily)
-    # Days [ds-2, ds] (late rows may have changed them); each day d needs raw partitions [d, d+2].
-    assert plan.build_days == ["2026-03-08", "2026-03-09", "2026-03-10"]
-    assert plan.read_partitions == ["2026-03-08", "2026-03-09", "2026-03-10"]  # 03-11, 03-12 do not exist
-    assert plan.missing_days == []
-
-
-def test_rerun_of_an_old_date_reads_the_later_partitions_that_exist():
-    raw = _days("2026-01-01", "2026-03-10")
-    plan = build.plan_daily("2026-03-05", 2, raw, raw)
-    assert plan.build_days == ["2026-03-03", "2026-03-04", "2026-03-05"]
-    assert plan.read_partitions == sorted(_days("2026-03-03", "2026-03-07"))
-
-
-def test_fresh_warehouse_plans_every_missing_day_of_the_window_in_one_job():
-    raw = _days("2026-02-01", "2026-03-10")  # 38 days of raw data, no user_daily yet
-    plan = build.plan_daily("2026-03-10", 2, raw, set())
-    assert plan.build_days == sorted(raw)
-    assert len(plan.missing_days) == 35 and plan.missing_days[-1] == "2026-03-07"
-
-
-def test_backfill_plan_covers_the_whole_range():
-    raw = _days("2026-01-01", "2026-03-10")
-    plan = build.plan_daily("2026-03-10", 2, raw, raw, rebuild_from="2026-02-01")
-    assert plan.build_days == sorted(_days("2026-02-01", "2026-03-10"))
-    assert plan.read_partitions == plan.build_days
-
-
-def test_lookback_days_whose_inputs_did_not_change_are_kept_and_their_partitions_not_read():
-    raw = _days("2026-01-01", "2026-03-10")
-    daily = _days("2025-12-01", "2026-03-09")
-    # 03-08 is up to date (no late rows for it in 03-10); 03-09 got late rows in 03-10.
-    plan = build.plan_daily("2026-03-10", 2, raw, daily, up_to_date=lambda d: d == "2026-03-08")
-    assert plan.build_days == ["2026-03-09", "2026-03-10"]
-    assert plan.kept_days == ["2026-03-08"]
-    assert plan.read_partitions == ["2026-03-09", "2026-03-10"]  # 03-09 needs [03-09, 03-11]; 03-10 itself
-
-
-def test_ds_itself_a_missing_lookback_day_and_a_backfill_are_rebuilt_even_when_up_to_date():
-    raw = _days("2026-01-01", "2026-03-10")
-    always = lambda d: True  # noqa: E731
-    plan = build.plan_daily("2026-03-10", 2, raw, raw - {"2026-03-09"}, up_to_date=always)
-    assert plan.build_days == ["2026-03-09", "2026-03-10"] and plan.kept_days == ["2026-03-08"]
-    backfill = build.plan_daily("2026-03-10", 2, raw, raw, rebuild_from="2026-03-01", up_to_date=always)
-    assert backfill.build_days == sorted(_days("2026-03-01", "2026-03-10")) and backfill.kept_days == []
-
-
-E, O = "raw.events", "raw.orders"
-
-
-@pytest.mark.parametrize("recorded, current, late_rows_in, unchanged", [
-    # Built from 03-08 and 03-09; 03-10 arrived since without rows of the day: nothing to do.
-    ({(E, "03-08"): "a", (E, "03-09"): "b"}, {(E, "03-08"): "a", (E, "03-09"): "b", (E, "03-10"): "c"},
-     set(), True),
-    # ... with late rows of the day in 03-10: rebuild.
-    ({(E, "03-08"): "a", (E, "03-09"): "b"}, {(E, "03-08"): "a", (E, "03-09"): "b", (E, "03-10"): "c"},
-     {(E, "03-10")}, False),
-    # A late order counts as much as a late event.
-    ({(E, "03-08"): "a", (O, "03-08"): "x"}, {(E, "03-08"): "a", (O, "03-08"): "x", (O, "03-09"): "y"},
-     {(O, "03-09")}, False),
-    # 03-09 was written again since (other files): its rows may differ, whatever they hold now.
-    ({(E, "03-08"): "a", (E, "03-09"): "b"}, {(E, "03-08"): "a", (E, "03-09"): "B"}, set(), False),
-    # 03-09 is gone: its rows must leave the day.
-    ({(E, "03-08"): "a", (E, "03-09"): "b"}, {(E, "03-08"): "a"}, set(), False),
-    # No record (built before records existed, other parameters, or never): rebuild.
-    (None, {(E, "03-08"): "a"}, set(), False),
-])
-def test_inputs_unchanged(recorded, current, late_rows_in, unchanged):
-    assert build.inputs_unchanged(recorded, current, lambda key: key in late_rows_in) is unchanged
-
-
-def test_independent_actions_run_at_once_and_a_failure_is_raised_once_all_have_finished():
-    both_started = threading.Barrier(2, timeout=10)  # one action at a time would leave it broken
-
-    def meet(result: str) -> str:
-        both_started.wait()
-        return result
-
-    assert build.run_concurrently(lambda: meet("first"), lambda: meet("second")) == ["first", "second"]
-
-    finished = threading.Event()
-
-    def fail() -> None:
-        raise ValueError("write failed")
-
-    def slow() -> None:
-        time.sleep(0.3)
-        finished.set()
-
-    with pytest.raises(ValueError, match="write failed"):
-        build.run_concurrently(fail, slow)
-    assert finished.is_set()  # the error came only after the other action had finished

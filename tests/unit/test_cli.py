@@ -1,13 +1,41 @@
+"""app/cli.py: argument handling, error reporting and the daily chain of `segments run`."""
+
+from __future__ import annotations
+
+import os
+
 import pytest
 
 from app import cli
 
 
-def test_every_subcommand_has_help():
-    parser = cli.build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command")
-    for name, p in sub.choices.items():
-        assert p.description, name
+@pytest.fixture(autouse=True)
+def _restore_tf_log_level(monkeypatch):
+    """cli.main() sets TF_CPP_MIN_LOG_LEVEL if unset; setting it here first makes monkeypatch restore it."""
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+
+
+def test_run_follows_the_daily_chain_in_one_spark_session(monkeypatch):
+    session, started, calls = object(), [], []
+
+    def start_spark():
+        started.append(session)
+        return session
+
+    def recorder(command):
+        def stage(args, spark=None):
+            calls.append((command, getattr(args, "table", None), args.ds, spark))
+        return stage
+
+    # cmd_run builds its own parser, which picks up the stages patched here.
+    monkeypatch.setattr(cli, "_spark", start_spark)
+    for command in ("validate", "features", "score", "profiles", "publish"):
+        monkeypatch.setattr(cli, f"cmd_{command}", recorder(command))
+    assert cli.main(["run", "--ds", "2026-03-01"]) == 0
+    assert [(command, table) for command, table, _, _ in calls] == [
+        ("validate", "raw.events"), ("features", None), ("validate", "features.user_features"),
+        ("score", None), ("validate", "segments.user_segments"), ("profiles", None), ("publish", None)]
+    assert {(ds, spark) for _, _, ds, spark in calls} == {("2026-03-01", session)} and started == [session]
 
 
 @pytest.mark.parametrize("argv", [["features", "--ds", "2026-02-30"], ["seed", "--users", "0"],

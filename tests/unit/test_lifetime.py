@@ -1,12 +1,12 @@
-"""Lifetime state merge (jobs/lifetime.py) on tiny hand-made user_daily rows."""
+"""Lifetime state merge (jobs/features/lifetime.py) on tiny hand-made user_daily rows."""
 
 from __future__ import annotations
 
 import pytest
 
-from jobs.lifetime import lifetime_states
-from core import tables
-from core import warehouse
+from core import tables, warehouse
+from jobs.features.lifetime import lifetime_states
+
 pytestmark = pytest.mark.spark
 
 

@@ -1,4 +1,4 @@
-"""Rolling 90-day window state (jobs/window_state.py) on tiny hand-made user_daily rows."""
+"""Rolling 90-day window state (jobs/features/window_state.py) on tiny hand-made user_daily rows."""
 
 from __future__ import annotations
 
@@ -7,13 +7,11 @@ import datetime as dt
 import pytest
 from pyspark.sql import functions as F
 
-from jobs.window_state import CATEGORIES_TABLE, USERS_TABLE, window_states
 from core import warehouse
-from tests.unit.test_features import _daily
+from jobs.features.window_state import CATEGORIES_TABLE, USERS_TABLE, window_states
+from tests.unit.builders import DS, daily_df
 
 pytestmark = pytest.mark.spark
-
-DS = "2026-03-28"
 
 
 def _day(offset: int, ds: str = DS) -> str:
@@ -29,7 +27,7 @@ def _rows(state):
 
 
 def test_sums_latest_days_and_categories_from_scratch(spark):
-    daily = _daily(spark, [
+    daily = daily_df(spark, [
         # u1: on ds and 89 days before (the oldest day of the window); 90 days before is outside.
         {"user_id": "u1", "ds": DS, "views": 2, "orders": 1, "revenue": 10.1, "category_events": {"a": 2}},
         {"user_id": "u1", "ds": _day(-89), "views": 3, "orders": 1, "revenue": 0.2, "dwell_seconds": 1.5,
@@ -70,7 +68,7 @@ def _history(spark):
     # 'gone': active only in the first weeks, so that the window loses them during the updates.
     rows += [{"user_id": "gone", "ds": _day(k), "views": 1, "category_events": {"z": 1}}
              for k in (-110, -100)]
-    return _daily(spark, rows)
+    return daily_df(spark, rows)
 
 
 def test_updated_day_by_day_equals_rebuilt_from_scratch(spark):
@@ -100,7 +98,7 @@ def test_updated_day_by_day_equals_rebuilt_from_scratch(spark):
 
 
 def test_an_update_must_start_after_its_base(spark):
-    daily = _daily(spark, [{"user_id": "u1", "ds": DS, "views": 1}])
+    daily = daily_df(spark, [{"user_id": "u1", "ds": DS, "views": 1}])
     state = window_states(daily, [DS], holidays=[])
     with pytest.raises(ValueError, match="must predate"):
         window_states(daily, [DS], [], previous=state, base_ds=DS)

@@ -2,7 +2,7 @@
 
 ``user_features`` as of ds needs, per user, sums over the window [ds-89, ds] of ``user_daily`` (activity,
 money and time-pattern counts) and, per user and category, the events and the last day seen. Reading the
-90 daily partitions for them was the largest part of the daily run (``bench/RESULTS.md``). The state of a
+90 daily partitions for them was the largest part of the daily run (docs/benchmarks.md). The state of a
 day x is instead the stored state of an earlier day p plus the days that entered the window since, minus
 the days that left it (W = 90)::
 
@@ -19,21 +19,29 @@ day leaving the window is older than every day still in it, so a latest day olde
 "none in the window" and is cleared. A user (a user-category) with no active day (no event) left in the
 window has no row.
 
-The holiday counts depend on ``SEGMENTS_HOLIDAY_COUNTRY``: each state row records the country, and the
-runner starts from scratch when the stored state was built for another one.
+The holiday counts depend on ``SEGMENTS_HOLIDAY_COUNTRY``: each state row records the country, and
+``build_window_state`` starts from scratch when the stored state was built for another one. Run ds writes
+the states of ds-L (final: the next run's base) and ds (read by the features), from the latest stored
+state ``p < ds-L`` (normally ds-L-1, final); without a usable stored state (none in the last 90 days, or
+one for another country) it starts from the window of ds-L-1.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame
+import logging
+
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from core import settings as settings_mod
+from core import tables, warehouse
+from core.feature_catalog import DAYPARTS, WINDOW_DAYS
 from jobs.dates import shift
-from core import tables
-from core import warehouse
-from core.feature_catalog import DAYPARTS
+from jobs.features.calendar import holiday_dates
+from jobs.features.user_daily import purchase_day
 
-WINDOW_DAYS = 90  # = jobs.features.LOOKBACK_DAYS, the longest feature window (asserted there)
+log = logging.getLogger(__name__)
+
 USERS_TABLE, CATEGORIES_TABLE = "features.user_window", "features.user_category_window"
 _EXACT = "decimal(24,4)"  # money and dwell while summing: exact, and exactly representable as double
 _LATEST = ("last_seen_ds", "last_purchase_ds")
@@ -57,7 +65,7 @@ def _day_values(daily: DataFrame, holidays: list[str]) -> dict[str, Column]:
         "dwell_seconds": F.col("dwell_seconds").cast(_EXACT),
     }
     declared = _sum_columns()
-    assert sorted(values) == sorted(declared), "jobs.window_state and the catalog disagree on the sums"
+    assert sorted(values) == sorted(declared), "window_state and the table declaration disagree on the sums"
     return {c: values[c] for c in declared}
 
 
@@ -75,7 +83,7 @@ def _exact(column: str) -> Column:
 
 def _user_rows(daily: DataFrame, holidays: list[str]) -> DataFrame:
     """One row per user_daily row: user_id, ds, the state values and the latest-day candidates."""
-    bought = (F.col("orders") > 0) | (F.col("purchases") > 0)  # as purchase_recency_days and the lifetime
+    bought = purchase_day(daily)
     return daily.select("user_id", "ds", *[v.alias(c) for c, v in _day_values(daily, holidays).items()],
                         F.col("ds").alias("last_seen_ds"),
                         F.when(bought, F.col("ds")).alias("last_purchase_ds"))
@@ -110,6 +118,7 @@ def window_states(daily: DataFrame, dates: list[str], holidays: list[str], *,
     Sums come out as longs and decimals (``warehouse.conform`` stores them), without ``holiday_country``.
     Updates come out partitioned by ds.
     """
+    # One function on purpose (~65 lines): the update formula of the module docstring, step by step.
     dates = sorted(dates)
     sums = _sum_columns()
     if previous is None:
@@ -164,3 +173,44 @@ def window_states(daily: DataFrame, dates: list[str], holidays: list[str], *,
     ).repartition("ds").groupBy("user_id", "category", "ds").agg(F.sum("events").alias("events"),
                                                                  F.max("last_seen_ds").alias("last_seen_ds"))
     return (_finish(users, "active_days", _LATEST), _finish(categories, "events", ("last_seen_ds",)))
+
+
+def _state_country(ds: str) -> str | None:
+    """The holiday country a stored window state was built for (None: mixed or empty)."""
+    countries = warehouse.read_arrow(USERS_TABLE, ds, ["holiday_country"]).column(0).unique()
+    return countries[0].as_py() if len(countries) == 1 else None
+
+
+def build_window_state(spark: SparkSession, ds: str, late_days: int, first_rebuilt: str | None = None
+                       ) -> str | None:
+    """Write the 90-day window states of ds-L and ds; return the stored state updated from (None: from
+    scratch).
+
+    As for the lifetime state, the state updated from predates every user_daily day this run rebuilt.
+    Only ds-L (final after this run: the next run's base) and ds (what the features read) are written;
+    the days between are written by their own runs and rewritten, final, L runs later. Updating reads
+    the days entering and leaving the window since the base: a state older than the window, or built for
+    another holiday country, is not used.
+    """
+    country = settings_mod.load().holiday_country
+    dates = sorted({shift(ds, -late_days), ds})
+    before = min(dates[0], first_rebuilt or dates[0])
+    stored = set(warehouse.partitions(USERS_TABLE)) & set(
+        warehouse.partitions(CATEGORIES_TABLE))
+    earlier = sorted(p for p in stored if shift(ds, -WINDOW_DAYS) < p < before)
+    base = earlier[-1] if earlier else None
+    if base is not None and _state_country(base) != country:
+        log.warning("features.user_window of %s was built for another holiday country than %s: rebuilding "
+                    "the window state from scratch", base, country)
+        base = None
+    if base is None:  # from scratch: also store ds-L-1 (final already), the base of the next run
+        dates = [shift(ds, -late_days - 1), *dates]
+    start = shift(base or dates[0], 1 - WINDOW_DAYS)  # the oldest day the update may read
+    previous = None if base is None else (warehouse.read_spark(spark, USERS_TABLE, ds=base),
+                                          warehouse.read_spark(spark, CATEGORIES_TABLE, ds=base))
+    daily = warehouse.read_spark(spark, "features.user_daily", since=start, until=shift(ds, 1))
+    users, categories = window_states(daily, dates, holiday_dates(country, start, ds),
+                                                   previous=previous, base_ds=base)
+    warehouse.write_spark_dates(users.withColumn("holiday_country", F.lit(country)), USERS_TABLE, dates)
+    warehouse.write_spark_dates(categories, CATEGORIES_TABLE, dates)
+    return base

@@ -1,141 +1,21 @@
-"""Feature transforms on tiny hand-made DataFrames; each expected value is worked out in a comment.
+"""jobs/features/user_features.py on tiny hand-made user_daily rows; each expected value is worked out in a
+comment.
 
 One test (or more) per feature family of ``core.feature_catalog``: activity, money, rates, recency /
-RFM, time patterns, trend, diversity, static, lifetime, the sequence; plus the catalogue contract itself
-(every catalogued feature is produced, docs/features.md is generated from the catalogue).
+RFM, time patterns, trend, diversity, static, lifetime, the sequence; plus point in time and every
+catalogued feature being produced.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from pathlib import Path
 
 import pytest
 
-from jobs import build, features
-from core import feature_catalog
-from core import tables
-from core import warehouse
-from core import feature_catalog
-UTC = dt.timezone.utc
-DS = "2026-03-28"  # a Saturday; the 90-day window is [2025-12-29, 2026-03-28]
-REPO = Path(__file__).resolve().parents[2]
-
-
-def ts(day: str, hour: int = 12) -> dt.datetime:
-    return dt.datetime.fromisoformat(day).replace(hour=hour, tzinfo=UTC)
-
-
-def events_df(spark, rows, hours=None, devices=None):
-    """rows: (event_id, user_id, ds, event_type, price, session_id, product, category, dwell)."""
-    data = []
-    for i, (eid, uid, d, etype, price, sess, prod, cat, dwell) in enumerate(rows):
-        hour = hours[i] if hours else 12
-        device = devices[i] if devices else "mobile"
-        product = None if prod is None else "p" + str(prod)
-        data.append((eid, uid, ts(d, hour), etype, product, cat, price, 1, sess, dwell, device, d))
-    return spark.createDataFrame(data, tables.table("raw.events").spark_ddl())
-
-
-def orders_df(spark, rows):
-    """rows: (order_id, user_id, ds, amount, discount, status)."""
-    data = [(oid, uid, ts(d), amt, 1, disc, st, d) for oid, uid, d, amt, disc, st in rows]
-    return spark.createDataFrame(data, tables.table("raw.orders").spark_ddl())
-
-
-# --- user_daily ------------------------------------------------------------------------------------
-@pytest.mark.spark
-def test_user_daily_counts_money_and_distincts(spark):
-    ev = events_df(spark, [
-        ("e1", "u1", "2026-03-01", "view", 10.0, "s1", 1, "shoes", 30.0),
-        ("e2", "u1", "2026-03-01", "view", 20.0, "s1", 2, "shoes", 60.0),
-        ("e3", "u1", "2026-03-01", "add_to_cart", 20.0, "s2", 2, "shoes", 0.0),
-        ("e4", "u1", "2026-03-01", "purchase", 20.0, "s2", 2, "shoes", 0.0),
-        ("e5", "u1", "2026-03-01", "search", 0.0, "s2", None, "hats", 0.0),
-        ("e6", "u1", "2026-03-02", "search", 0.0, "s3", None, "hats", 15.0),
-    ])
-    od = orders_df(spark, [
-        ("o1", "u1", "2026-03-01", 18.0, 2.0, "completed"),
-        ("o2", "u1", "2026-03-01", 50.0, 9.0, "cancelled"),   # not revenue, counted as cancelled
-        ("o3", "u1", "2026-03-01", 30.0, 0.0, "refunded"),    # not revenue, counted as refunded
-        ("o4", "u9", "2026-03-02", 7.0, 0.0, "completed"),    # order without events still gives a row
-    ])
-    rows = {(r.user_id, r.ds): r for r in features.user_daily(ev, od).collect()}
-    d1 = rows[("u1", "2026-03-01")]
-    # 2 sessions (s1, s2); views e1+e2; products {p1, p2} (the search has none); dwell 30+60.
-    assert (d1.sessions, d1.views, d1.searches, d1.add_to_carts, d1.purchases) == (2, 2, 1, 1, 1)
-    assert (d1.distinct_products, d1.dwell_seconds, d1.events) == (2, 90.0, 5)
-    # Only o1 is revenue (18 with 2 off); o2 cancelled, o3 refunded.
-    assert (d1.orders, d1.revenue, d1.discount_amount) == (1, 18.0, 2.0)
-    assert (d1.cancelled_orders, d1.refunded_orders) == (1, 1)
-    # Categories: shoes x4 (e1-e4), hats x1 (e5) -> 2 distinct.
-    assert d1.category_events == {"shoes": 4, "hats": 1} and d1.distinct_categories == 2
-    assert rows[("u1", "2026-03-02")].searches == 1
-    u9 = rows[("u9", "2026-03-02")]
-    # Orders only: every event count is 0, no device, no categories.
-    assert (u9.views, u9.sessions, u9.events, u9.orders, u9.revenue) == (0, 0, 0, 1, 7.0)
-    assert u9.device is None and u9.category_events == {} and u9.distinct_categories == 0
-    assert warehouse.conform(features.user_daily(ev, od), "features.user_daily").count() == 3
-
-
-@pytest.mark.spark
-def test_user_daily_time_of_day_buckets_and_main_device(spark):
-    day = "2026-03-01"
-    ev = events_df(spark, [(f"e{i}", "u1", day, "view", 1.0, "s1", i, "a", 0.0) for i in range(6)],
-                   # UTC hours: 0 and 5 -> night [0,6); 6 -> morning; 12 and 17 -> afternoon; 23 -> evening.
-                   hours=[0, 5, 6, 12, 17, 23],
-                   # desktop x3, mobile x3: a tie -> the alphabetically first, desktop.
-                   devices=["mobile", "desktop", "mobile", "desktop", "mobile", "desktop"])
-    r = features.user_daily(ev, orders_df(spark, [])).collect()[0]
-    assert (r.events_night, r.events_morning, r.events_afternoon, r.events_evening) == (2, 1, 2, 1)
-    assert r.device == "desktop"
-
-
-@pytest.mark.spark
-def test_user_daily_plan_has_a_single_shuffle(spark):
-    # Events and orders go through ONE aggregation: one Exchange, no join, no Expand (countDistinct).
-    ev = events_df(spark, [("e1", "u1", "2026-03-01", "view", 1.0, "s1", 1, "a", 0.0)])
-    od = orders_df(spark, [("o1", "u1", "2026-03-01", 5.0, 0.0, "completed")])
-    plan = features.user_daily(ev, od)._jdf.queryExecution().executedPlan().toString()
-    assert plan.count("Exchange") == 1, plan
-    assert "Expand" not in plan and "Join" not in plan, plan
-
-
-# --- user_features helpers -------------------------------------------------------------------------
-_DAILY_DEFAULTS = {
-    "sessions": 1, "views": 0, "searches": 0, "add_to_carts": 0, "remove_from_carts": 0, "purchases": 0,
-    "distinct_products": 1, "distinct_categories": 1, "dwell_seconds": 0.0, "orders": 0, "revenue": 0.0,
-    "discount_amount": 0.0, "device": "desktop", "events": None, "events_night": 0, "events_morning": 0,
-    "events_afternoon": None, "events_evening": 0, "cancelled_orders": 0, "refunded_orders": 0,
-    "category_events": None,
-}
-
-
-def _daily(spark, rows):
-    """rows: dicts with user_id, ds and any user_daily column (defaults above).
-
-    By default events = views + searches + add_to_carts + purchases, all in the afternoon, and the
-    category map is {"a": events}.
-    """
-    table = tables.table("features.user_daily")
-    data = []
-    for row in rows:
-        r = dict(_DAILY_DEFAULTS) | row
-        if r["events"] is None:
-            r["events"] = r["views"] + r["searches"] + r["add_to_carts"] + r["purchases"]
-        if r["events_afternoon"] is None:
-            r["events_afternoon"] = r["events"]
-        if r["category_events"] is None:
-            r["category_events"] = {"a": r["events"]} if r["events"] else {}
-        data.append(tuple(r[c] for c in table.column_names) + (r["ds"],))
-    return spark.createDataFrame(data, table.spark_ddl())
-
-
-def _users(spark, rows):
-    """rows: (user_id, signup day, birth_year, gender)."""
-    data = [(uid, ts(signup), by, g, None, None, DS) for uid, signup, by, g in rows]
-    return spark.createDataFrame(data, tables.table("raw.users").spark_ddl())
+from core import tables, warehouse
+from jobs.features import user_features
+from tests.unit.builders import DS, daily_df, users_df
 
 
 def _lifetime(spark, rows):
@@ -146,9 +26,9 @@ def _lifetime(spark, rows):
 
 
 def _features(spark, daily_rows, users=(), lifetime=None, ds=DS, country="US"):
-    out = features.user_features(_daily(spark, daily_rows), _users(spark, list(users)),
-                                 _lifetime(spark, lifetime) if lifetime is not None else None, ds,
-                                 holiday_country=country)
+    out = user_features.user_features(daily_df(spark, daily_rows), users_df(spark, list(users)),
+                                      _lifetime(spark, lifetime) if lifetime is not None else None, ds,
+                                      holiday_country=country)
     return {r.user_id: r for r in out.collect()}
 
 
@@ -230,14 +110,6 @@ def test_time_of_day_weekend_and_holiday_shares(spark):
     gr = _features(spark, [{"user_id": "u1", "ds": "2026-03-25", "views": 2},
                            {"user_id": "u1", "ds": "2026-03-24", "views": 2}], country="GR")
     assert gr["u1"].holiday_share_90d == pytest.approx(2 / 4)
-
-
-def test_holiday_dates_come_from_the_holidays_package():
-    dates = features.holiday_dates("US", "2025-12-20", "2026-01-20")
-    # Christmas, New Year's Day and Martin Luther King Jr. Day (third Monday of January: Jan 19, 2026).
-    assert dates == ["2025-12-25", "2026-01-01", "2026-01-19"]
-    with pytest.raises(features.UnknownHolidayCountry, match="'XX'"):
-        features.holiday_dates("XX", "2026-01-01", "2026-01-31")
 
 
 # --- trend -----------------------------------------------------------------------------------------
@@ -346,83 +218,8 @@ def test_rows_after_ds_do_not_change_the_features(spark):
 
 @pytest.mark.spark
 def test_every_catalogued_feature_is_produced(spark):
-    out = features.user_features(_daily(spark, [{"user_id": "u1", "ds": DS, "views": 1}]), _users(spark, []),
-                                 None, DS)
+    out = user_features.user_features(daily_df(spark, [{"user_id": "u1", "ds": DS, "views": 1}]),
+                                      users_df(spark, []), None, DS)
     expected = [c for c in tables.table("features.user_features").all_columns()]
     assert sorted(out.columns) == sorted(expected)  # nothing missing, nothing undeclared
     assert warehouse.conform(out, "features.user_features").columns == expected
-
-
-def test_contract_derives_from_the_feature_catalogue():
-    cols = dict(tables.table("features.user_features").columns)
-    assert feature_catalog.NUMERIC_FEATURES == tuple(f.name for f in feature_catalog.FEATURES if f.kind == "numeric")
-    for f in feature_catalog.FEATURES:
-        assert cols[f.name] == {"numeric": "double", "categorical": "string", "sequence": "array<double>"}[f.kind]
-        assert f.description and f.family in feature_catalog.FAMILIES
-    # The original contract keeps its names, and the sequence keeps its channel order.
-    for name in ("recency_days", "purchase_recency_days", "orders_90d", "revenue_90d", "active_days_7d",
-                 "sessions_30d", "views_30d", "discount_share_90d", "activity_trend", "age", "tenure_days"):
-        assert name in feature_catalog.NUMERIC_FEATURES
-    assert feature_catalog.SEQUENCE_CHANNELS == ("seq_sessions", "seq_views", "seq_searches", "seq_add_to_carts",
-                                         "seq_purchases", "seq_revenue", "seq_dwell_minutes")
-    assert tables.table("features.user_daily").column_names[:14] == [
-        "user_id", "sessions", "views", "searches", "add_to_carts", "remove_from_carts", "purchases",
-        "distinct_products", "distinct_categories", "dwell_seconds", "orders", "revenue", "discount_amount", "device"]
-
-
-def test_docs_features_md_is_generated_from_the_catalogue():
-    committed = (REPO / "docs" / "features.md").read_text()
-    assert committed == feature_catalog.markdown(), (
-        "docs/features.md is stale: run `python -m core.feature_catalog > docs/features.md`")
-
-
-def test_gx_suite_is_generated_from_the_catalogue():
-    import json
-
-    committed = json.loads((REPO / "expectations" / "features.user_features.json").read_text())
-    assert committed == feature_catalog.gx_suite(), (
-        "expectations/features.user_features.json is stale: run "
-        "`python -m core.feature_catalog --suite > expectations/features.user_features.json`")
-    between = {e["kwargs"]["column"]: e["kwargs"] for e in committed["expectations"]
-               if e["type"] == "expect_column_values_to_be_between"}
-    # Shares are bounded to [0, 1]; counts non-negative; trends may be negative (no range).
-    assert between["weekend_share_90d"] == {"column": "weekend_share_90d", "min_value": 0, "max_value": 1}
-    assert between["orders_90d"] == {"column": "orders_90d", "min_value": 0}
-    assert between["active_days_90d"] == {"column": "active_days_90d", "min_value": 1, "max_value": 90}
-    assert "activity_trend" not in between
-
-
-def test_unknown_feature_names_are_rejected():
-    assert feature_catalog.feature("revenue_90d").unit == "currency"
-    with pytest.raises(KeyError, match="revenu_90d"):
-        feature_catalog.feature("revenu_90d")
-
-
-def test_window_dates_is_inclusive_and_ordered():
-    dates = build.window_dates("2026-03-28", 3)
-    assert dates == ["2026-03-26", "2026-03-27", "2026-03-28"]
-
-
-@pytest.mark.spark
-def test_segment_profiles_sizes_shares_and_means(spark):
-    from jobs.profiles import segment_profiles
-
-    seg_ddl = tables.table("segments.user_segments").spark_ddl()
-    segments = spark.createDataFrame([
-        ("u1", 0, "loyal", 0.9, [0.9, 0.1], "m", "1", DS),
-        ("u2", 0, "loyal", 0.7, [0.7, 0.3], "m", "1", DS),
-        ("u3", 1, "occasional", 0.6, [0.4, 0.6], "m", "1", DS),
-    ], seg_ddl)
-    daily = _daily(spark, [
-        {"user_id": "u1", "ds": DS, "views": 1, "purchases": 1, "orders": 1, "revenue": 100.0},
-        {"user_id": "u2", "ds": DS, "views": 1, "purchases": 1, "orders": 1, "revenue": 50.0},
-        {"user_id": "u3", "ds": DS, "views": 1},
-    ])
-    feats = features.user_features(daily, _users(spark, []), None, DS)
-    rows = {r.segment_id: r for r in segment_profiles(segments, feats).collect()}
-    # Segment 0: two of three users; mean revenue (100 + 50) / 2; mean confidence (0.9 + 0.7) / 2.
-    assert rows[0].users == 2 and rows[0].share == pytest.approx(2 / 3)
-    assert rows[0].avg_revenue_90d == pytest.approx(75.0)
-    assert rows[0].avg_confidence == pytest.approx(0.8)
-    assert rows[1].users == 1 and rows[1].avg_revenue_90d == 0.0
-    assert warehouse.conform(segment_profiles(segments, feats), "segments.segment_profiles").count() == 2

@@ -10,28 +10,35 @@ RFM are exact without rescanning history. Revenue is summed as ``DECIMAL(.., 2)`
 merging partial sums in any order gives bit-identical results: rebuilding from scratch and updating day
 by day agree exactly (tests/integration/test_feature_build.py).
 
-Which ``p`` the runner merges from, and why it rewrites the last ``SEGMENTS_LATE_DATA_DAYS + 1`` states
-on every run (late data changes recent ``user_daily`` days), is explained in ``jobs.build``.
+``build_lifetime``: run ds rewrites ``user_lifetime`` for ``[ds-L, ds]`` (the days whose ``user_daily``
+may have changed) = the latest stored state ``p < ds-L`` merged with ``user_daily`` days ``(p, ds]``. In
+date order, ``p = ds-L-1`` was last rewritten by run ``ds-1``, when all its days were final, so the
+incremental state equals a rebuild from scratch. Without a stored state it starts from scratch (all
+``user_daily <= ds``) and also stores ``ds-L-1``, so that the next run is incremental. The state merged
+from always predates the first ``user_daily`` day the run rebuilt; a backfill (``--rebuild-from``)
+rewrites only the states ``[ds-L, ds]``, so backfill a range by running the dates in order (as an
+Airflow backfill does) when the lifetime states inside it are needed too.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+
+from core import warehouse
+from jobs.dates import shift
+from jobs.features.planning import window_dates
+from jobs.features.user_daily import purchase_day
 
 STATE_COLUMNS = ("first_seen_ds", "last_seen_ds", "first_purchase_ds", "last_purchase_ds", "lifetime_orders",
                  "lifetime_revenue", "lifetime_active_days")
 _MONEY = "decimal(20,2)"  # exact cents while summing; stored as double
 
 
-def _purchase_day(daily: DataFrame) -> Column:
-    return (F.col("orders") > 0) | (F.col("purchases") > 0)
-
-
 def _day_states(daily: DataFrame) -> DataFrame:
     """Each user_daily row as a one-day state (user_id, _day, state columns)."""
     day = F.col("ds")
-    bought = _purchase_day(daily)
+    bought = purchase_day(daily)
     return daily.select(
         "user_id",
         day.alias("_day"),
@@ -81,3 +88,22 @@ def lifetime_states(previous: DataFrame | None, daily: DataFrame, dates: list[st
     # without a second shuffle.
     return parts.repartition("_as_of").groupBy("user_id", "_as_of").agg(*_combine()).withColumnRenamed(
         "_as_of", "ds")
+
+
+def build_lifetime(spark: SparkSession, ds: str, late_days: int,
+                   first_rebuilt: str | None = None) -> str | None:
+    """Rewrite user_lifetime for [ds-L, ds]; return the stored state merged from (None: from scratch).
+
+    The state merged from must predate every user_daily day this run rebuilt (``first_rebuilt``).
+    """
+    dates = window_dates(ds, late_days + 1)
+    before = min(dates[0], first_rebuilt or dates[0])
+    earlier = [p for p in warehouse.partitions("features.user_lifetime") if p < before]
+    base = earlier[-1] if earlier else None
+    if base is None:  # from scratch: also store ds-L-1 (final already), so that the next run is incremental
+        dates = window_dates(ds, late_days + 2)
+    previous = warehouse.read_spark(spark, "features.user_lifetime", ds=base) if base else None
+    daily = warehouse.read_spark(spark, "features.user_daily", since=shift(base, 1) if base else None,
+                               until=shift(ds, 1))
+    warehouse.write_spark_dates(lifetime_states(previous, daily, dates), "features.user_lifetime", dates)
+    return base

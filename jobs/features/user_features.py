@@ -1,42 +1,23 @@
-"""Feature transforms: clean events/orders -> features.user_daily -> features.user_features (pure, Spark).
+"""``features.user_features``: one row per user active in the 90 days up to ds; training and scoring read it.
 
-The transforms are ``DataFrame -> DataFrame`` functions (no session, no paths, no UDFs). Cleaning lives in
-``jobs.cleaning``, the lifetime state in ``jobs.lifetime``, and ``jobs.build`` is the thin runner. Every
-feature is declared (name, family, unit, window, description) in ``core.feature_catalog``;
-``docs/features.md`` is generated from it.
+The transform is a ``DataFrame -> DataFrame`` function (no session, no paths, no UDFs); every feature is
+declared (name, family, unit, window, description) in ``core.feature_catalog``, and ``docs/features.md``
+is generated from it. As of ds it uses only ``user_daily`` rows with ds in [ds-89, ds] (the 90-day window
+as the rolling state of ds, ``window_state``; the shorter windows from the last 30 days' rows) and the
+lifetime state of ds, so nothing after the logical date can leak in. A user is "active" (gets a row)
+with any activity in those 90 days.
 
-Policies:
-- inputs are cleaned rows whose ``ds`` is the true UTC day of ``event_ts`` / ``order_ts``; only completed
-  orders count as revenue; cancelled and refunded orders are counted for the cancel/refund rates.
-- ``user_features`` as of ds uses only ``user_daily`` rows with ds in [ds-89, ds] (the 90-day window as
-  the rolling state of ds, ``jobs.window_state``; the shorter windows from the last 30 days' rows) and the
-  lifetime state of ds, so nothing after the logical date can leak in. A user is "active" (gets a row)
-  with any activity in those 90 days.
-
-Speed (see ``bench/``): ``user_daily`` is ONE aggregation over events and orders together (a union, no
-join), so the plan has one shuffle. Exact distinct counts use ``size(collect_set(..))`` per user-day
-(small sets) rather than several ``countDistinct``, which would make Spark expand every row once per
-distinct column; per-category counts come from one sorted ``collect_list`` (one lambda call per distinct
-category: Spark interprets lambdas). ``user_features`` reads the 90-day state (one row per user, one per
-user and category) and aggregates the last 30 days of the daily table per user with fixed-width aggregates
-only, so Spark uses its code-generated hash aggregate; the object-based parts (the 28-day sequences, the
-device mode) are a separate aggregation over the same ``user_id`` partitioning, joined back without a
-further shuffle.
+Speed: it reads the 90-day state (one row per user, one per user and category) and aggregates the last
+30 days of the daily table per user with fixed-width aggregates only, so Spark uses its code-generated
+hash aggregate; the object-based parts (the 28-day sequences, the device mode) are a separate
+aggregation over the same ``user_id`` partitioning, joined back without a further shuffle.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import math
-
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from jobs.dates import shift
-from jobs.lifetime import lifetime_states
-from jobs.window_state import WINDOW_DAYS, window_states
-from core.tables import UNKNOWN
-from core.errors import PlatformError
 from core.feature_catalog import (
     AGE_BUCKETS,
     DAYPARTS,
@@ -44,40 +25,18 @@ from core.feature_catalog import (
     MONEY_WINDOW,
     PATTERN_WINDOW,
     RATE_WINDOW,
+    RECENT_DAYS,
     SEQUENCE_SOURCES,
     TREND_RECENT_DAYS,
+    WINDOW_DAYS,
 )
 from core.settings import FEATURE_WINDOWS, SEQUENCE_DAYS
-
-LOOKBACK_DAYS = max(FEATURE_WINDOWS)  # 90: the longest window, kept as a rolling state (jobs.window_state)
-# The shorter windows are summed from the user_daily rows of the last RECENT_DAYS days (30).
-RECENT_DAYS = max(w for w in (*FEATURE_WINDOWS, RATE_WINDOW, DEVICE_WINDOW, SEQUENCE_DAYS)
-                  if w < LOOKBACK_DAYS)
-assert LOOKBACK_DAYS == WINDOW_DAYS == MONEY_WINDOW == PATTERN_WINDOW, "money/pattern features read the state"
-assert max(RATE_WINDOW, DEVICE_WINDOW, SEQUENCE_DAYS) <= RECENT_DAYS
-_COMPLETED, _CANCELLED, _REFUNDED = "completed", "cancelled", "refunded"
-_SECONDS_PER_DAY = 86_400
-
-
-class UnknownHolidayCountry(PlatformError):
-    """SEGMENTS_HOLIDAY_COUNTRY names a country the `holidays` package does not know."""
-
-    hint = "set SEGMENTS_HOLIDAY_COUNTRY to an ISO 3166-1 alpha-2 code, e.g. US, GB, DE (see holidays.list_supported_countries())"
-
-
-def holiday_dates(country: str, first: str, last: str) -> list[str]:
-    """Public holidays of ``country`` between ``first`` and ``last`` (inclusive), as 'YYYY-MM-DD'.
-
-    Computed on the driver (a few dozen dates) and passed to Spark as a literal set: no Python UDF.
-    """
-    import holidays
-
-    start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
-    try:
-        calendar = holidays.country_holidays(country, years=range(start.year, end.year + 1))
-    except NotImplementedError:
-        raise UnknownHolidayCountry(f"holiday country {country!r} is not known to the holidays package") from None
-    return sorted(d.isoformat() for d in calendar if start <= d <= end)
+from core.tables import UNKNOWN
+from jobs.dates import shift
+from jobs.features.calendar import holiday_dates
+from jobs.features.lifetime import lifetime_states
+from jobs.features.user_daily import count_if
+from jobs.features.window_state import window_states
 
 
 def _ratio(numerator: Column, denominator: Column) -> Column:
@@ -85,63 +44,6 @@ def _ratio(numerator: Column, denominator: Column) -> Column:
     return F.coalesce(F.try_divide(numerator, denominator), F.lit(0.0))
 
 
-def _count_if(condition: Column) -> Column:
-    return F.count(F.when(condition, 1))  # count() skips the nulls of the non-matching rows
-
-
-# --- features.user_daily ---------------------------------------------------------------------------
-def user_daily(events: DataFrame, orders: DataFrame) -> DataFrame:
-    """One row per (user_id, ds) with any event or order: the columns of ``DAILY_COLUMNS``."""
-    # UTC hour from epoch seconds: independent of the session time zone.
-    hour = F.floor(F.pmod(F.unix_seconds("event_ts"), F.lit(_SECONDS_PER_DAY)) / 3600)
-    null = {"string": F.lit(None).cast("string"), "double": F.lit(None).cast("double")}
-    event_rows = events.select(
-        "user_id", "ds", "event_type", "session_id", "product_id", "category", "dwell_seconds", "device",
-        hour.alias("hour"),
-        null["string"].alias("status"), null["double"].alias("amount"), null["double"].alias("discount_amount"),
-    )
-    order_rows = orders.select(
-        "user_id", "ds",
-        *[null["string"].alias(c) for c in ("event_type", "session_id", "product_id", "category")],
-        null["double"].alias("dwell_seconds"), null["string"].alias("device"), F.lit(None).cast("long").alias("hour"),
-        "status", F.col("amount").cast("double"), F.col("discount_amount").cast("double"),
-    )
-    etype, status, h = F.col("event_type"), F.col("status"), F.col("hour")
-    completed = status == _COMPLETED
-    per_day = event_rows.unionByName(order_rows).groupBy("user_id", "ds").agg(
-        F.size(F.collect_set("session_id")).cast("long").alias("sessions"),
-        _count_if(etype == "view").alias("views"),
-        _count_if(etype == "search").alias("searches"),
-        _count_if(etype == "add_to_cart").alias("add_to_carts"),
-        _count_if(etype == "remove_from_cart").alias("remove_from_carts"),
-        _count_if(etype == "purchase").alias("purchases"),
-        F.size(F.collect_set("product_id")).cast("long").alias("distinct_products"),
-        F.coalesce(F.sum("dwell_seconds"), F.lit(0.0)).alias("dwell_seconds"),
-        _count_if(completed).alias("orders"),
-        F.coalesce(F.sum(F.when(completed, F.col("amount"))), F.lit(0.0)).alias("revenue"),
-        F.coalesce(F.sum(F.when(completed, F.col("discount_amount"))), F.lit(0.0)).alias("discount_amount"),
-        F.mode("device", deterministic=True).alias("device"),  # ties: the smallest value
-        F.count("event_type").alias("events"),
-        *[_count_if((h >= lo) & (h < hi)).alias(f"events_{name}") for name, lo, hi in DAYPARTS],
-        _count_if(status == _CANCELLED).alias("cancelled_orders"),
-        _count_if(status == _REFUNDED).alias("refunded_orders"),
-        F.array_sort(F.collect_list("category")).alias("_categories"),  # collect_list skips nulls
-    )
-    # Events per category from the sorted list: in a sorted list each name's events are one run, so a
-    # name's count is where the next name starts minus where it starts (array_position: first, 1-based).
-    # One lambda call per distinct name, not one per (name, event): Spark interprets lambdas.
-    names = F.array_distinct(F.col("_categories"))  # sorted, as the list is
-    starts = F.transform(names, lambda c: F.array_position("_categories", c))
-    end = (F.size("_categories") + 1).cast("long")
-    counts = F.transform(F.col("_starts"), lambda s, i: F.coalesce(F.get(F.col("_starts"), i + 1), end) - s)
-    return per_day.withColumn("_starts", starts).select(
-        "*",
-        F.map_from_arrays(names, counts).alias("category_events"),
-        F.size(names).cast("long").alias("distinct_categories"),
-    ).drop("_categories", "_starts")
-
-
-# --- features.user_features ------------------------------------------------------------------------
 def _age_bucket(age: Column) -> Column:
     bucket = F.lit(UNKNOWN)
     for label, low, high in reversed(AGE_BUCKETS):
@@ -154,7 +56,6 @@ def _trend(last7: Column, last28: Column) -> Column:
     before_days = SEQUENCE_DAYS - TREND_RECENT_DAYS
     before = (last28 - last7) / float(before_days)
     return F.log((1.0 + last7 / float(TREND_RECENT_DAYS)) / (1.0 + before))
-
 
 # Least-squares slope over days t = 0..27 (t = 27 - offset) with zeros on inactive days:
 # slope = sum((t - mean_t) * y_t) / sum((t - mean_t)^2), and t - mean_t = (27 / 2) - offset.
@@ -174,7 +75,7 @@ def user_features(
     """Per active user as of ``ds``: every feature of ``core.feature_catalog.FEATURES``.
 
     ``window``: the rolling 90-day state of ds (``features.user_window`` and ``features.user_category_window``
-    rows, ``jobs.window_state``); ``daily`` must then hold the last ``RECENT_DAYS`` days (more is ignored).
+    rows, ``window_state``); ``daily`` must then hold the last ``RECENT_DAYS`` days (more is ignored).
     Without it, the state is built here from ``daily``, which must then hold [ds-89, ds]. ``users`` is the
     cleaned attribute snapshot of ds. ``lifetime`` is the ``features.user_lifetime`` partition of ds (None:
     built from the 90 days of ``daily``, so lifetime features show what the window shows).
@@ -185,73 +86,16 @@ def user_features(
 
         holiday_country = settings_mod.load().holiday_country
     as_of = F.to_date(F.lit(ds))
-    first = shift(ds, 1 - LOOKBACK_DAYS)
+    first = shift(ds, 1 - WINDOW_DAYS)
     if window is None:
         window = window_states(daily, [ds], holiday_dates(holiday_country, first, ds))
     if lifetime is None:
         lifetime = lifetime_states(None, daily.where((F.col("ds") >= first) & (F.col("ds") <= ds)), [ds])
     state, category_state = window
 
-    # String comparisons on ds: a partition filter when daily is read from the warehouse.
-    recent_first = shift(ds, 1 - RECENT_DAYS)
-    recent = daily.where((F.col("ds") >= recent_first) & (F.col("ds") <= ds)).select(
-        "*",
-        F.datediff(as_of, F.to_date("ds")).alias("offset"),  # 0 = ds itself
-        (F.col("views") + F.col("searches") + F.col("add_to_carts") + F.col("purchases")).cast("double")
-        .alias("activity"),
-    )
-    offset = F.col("offset")
-
-    def within(days: int, value: Column) -> Column:
-        return F.coalesce(F.sum(F.when(offset < days, value)), F.lit(0)).cast("double")
-
-    # The short windows from the recent days, the longest one from the rolling state: measure -> (value
-    # of a user_daily row, value of a user_window row).
-    # Most measures are a column of the same name in both tables.
-    same = {m: (F.col(m), F.col(m)) for m in ("sessions", "views", "add_to_carts", "purchases", "orders",
-                                             "revenue", "searches")}
-    measures = {
-        "active_days": (F.lit(1), F.col("active_days")), **same,
-        "product_days": (F.col("distinct_products"), F.col("product_days")),
-        "dwell_minutes": (F.col("dwell_seconds") / 60.0, F.col("dwell_seconds") / 60.0),
-    }
-    recent_aggs: list[Column] = [
-        within(w, daily_value).alias(f"{m}_{w}d")
-        for w in FEATURE_WINDOWS if w < LOOKBACK_DAYS for m, (daily_value, _) in measures.items()
-    ]
-    recent_aggs += [
-        within(RATE_WINDOW, F.col("dwell_seconds")).alias("_dwell_seconds_rw"),
-        within(TREND_RECENT_DAYS, F.col("activity")).alias("_activity_recent"),
-        within(SEQUENCE_DAYS, F.col("activity")).alias("_activity_seq"),
-        within(TREND_RECENT_DAYS, F.col("revenue")).alias("_revenue_recent"),
-        within(SEQUENCE_DAYS, F.col("revenue")).alias("_revenue_seq"),
-        (within(SEQUENCE_DAYS, (F.lit(_T_MEAN) - offset) * F.col("activity")) / _T_SS).alias("activity_slope_28d"),
-        (within(SEQUENCE_DAYS, (F.lit(_T_MEAN) - offset) * F.col("revenue")) / _T_SS).alias("spend_slope_28d"),
-    ]
-    # The recent rows are repartitioned by user_id: the per-user and the recent-days (sequences, device)
-    # aggregations both keep that partitioning, so the join between them needs no further exchange.
-    by_user = recent.repartition("user_id")
-    per_user_recent = by_user.groupBy("user_id").agg(*recent_aggs)
-    sequences = _sequences_and_device(by_user)
-
-    def as_double(column: Column) -> Column:
-        return column.cast("double")
-
-    days = F.datediff(as_of, F.to_date("last_purchase_ds"))
-    long_window = state.select(
-        "user_id",
-        as_double(F.datediff(as_of, F.to_date("last_seen_ds"))).alias("recency_days"),
-        # no purchase in the window: as far back as we can see
-        as_double(F.coalesce(days, F.lit(LOOKBACK_DAYS))).alias("purchase_recency_days"),
-        *[as_double(state_value).alias(f"{m}_{LOOKBACK_DAYS}d") for m, (_, state_value) in measures.items()],
-        as_double(F.col("discount_amount")).alias("_discount_mw"),
-        as_double(F.col("cancelled_orders")).alias("_cancelled_mw"),
-        as_double(F.col("refunded_orders")).alias("_refunded_mw"),
-        as_double(F.col("events")).alias("_events_pw"),
-        *[as_double(F.col(f"events_{name}")).alias(f"_events_{name}_pw") for name, _, _ in DAYPARTS],
-        as_double(F.col("events_weekend")).alias("_events_weekend_pw"),
-        as_double(F.col("events_holiday")).alias("_events_holiday_pw"),
-    )
+    measures = _measures()
+    per_user_recent, sequences = _recent_aggregates(daily, ds, as_of, measures)
+    long_window = _long_window(state, as_of, measures)
     categories = _category_features(category_state, as_of)
     recent_columns = [c for c in per_user_recent.columns if c != "user_id"]
     features = (long_window.join(per_user_recent, "user_id", "left").join(sequences, "user_id", "left")
@@ -266,10 +110,89 @@ def user_features(
         F.coalesce(F.col("_category_entropy"), F.lit(0.0)).alias("_category_entropy"),
         F.coalesce(F.col("_top_category"), F.lit(UNKNOWN)).alias("_top_category"),
     )
+    result = _with_ratios(features).join(_attributes(users, as_of), "user_id", "left")
+    result = _with_lifetime(result, lifetime, as_of, f"{PATTERN_WINDOW}d")
+    result = result.fillna(UNKNOWN, subset=["gender", "occupation", "city_tier", "device", "age_bucket"])
+    result = result.withColumn("ds", F.lit(ds))
+    return result.drop(*[c for c in result.columns if c.startswith("_")])
 
+
+def _measures() -> dict[str, tuple[Column, Column]]:
+    """measure -> (its value in a user_daily row, in a user_window row): the short windows are summed from
+    the recent days, the longest one read from the rolling state. Most are a column of the same name."""
+    same = {m: (F.col(m), F.col(m)) for m in ("sessions", "views", "add_to_carts", "purchases", "orders",
+                                             "revenue", "searches")}
+    return {
+        "active_days": (F.lit(1), F.col("active_days")), **same,
+        "product_days": (F.col("distinct_products"), F.col("product_days")),
+        "dwell_minutes": (F.col("dwell_seconds") / 60.0, F.col("dwell_seconds") / 60.0),
+    }
+
+
+def _recent_aggregates(daily: DataFrame, ds: str, as_of: Column, measures: dict[str, tuple[Column, Column]]
+                       ) -> tuple[DataFrame, DataFrame]:
+    """(per user: the short-window sums, trends and slopes; per user: the 28-day sequences and the device)
+    from the user_daily rows of the last RECENT_DAYS days."""
+    # String comparisons on ds: a partition filter when daily is read from the warehouse.
+    recent_first = shift(ds, 1 - RECENT_DAYS)
+    recent = daily.where((F.col("ds") >= recent_first) & (F.col("ds") <= ds)).select(
+        "*",
+        F.datediff(as_of, F.to_date("ds")).alias("offset"),  # 0 = ds itself
+        (F.col("views") + F.col("searches") + F.col("add_to_carts") + F.col("purchases")).cast("double")
+        .alias("activity"),
+    )
+    offset = F.col("offset")
+
+    def within(days: int, value: Column) -> Column:
+        return F.coalesce(F.sum(F.when(offset < days, value)), F.lit(0)).cast("double")
+
+    recent_aggs: list[Column] = [
+        within(w, daily_value).alias(f"{m}_{w}d")
+        for w in FEATURE_WINDOWS if w < WINDOW_DAYS for m, (daily_value, _) in measures.items()
+    ]
+    recent_aggs += [
+        within(RATE_WINDOW, F.col("dwell_seconds")).alias("_dwell_seconds_rw"),
+        within(TREND_RECENT_DAYS, F.col("activity")).alias("_activity_recent"),
+        within(SEQUENCE_DAYS, F.col("activity")).alias("_activity_seq"),
+        within(TREND_RECENT_DAYS, F.col("revenue")).alias("_revenue_recent"),
+        within(SEQUENCE_DAYS, F.col("revenue")).alias("_revenue_seq"),
+        (within(SEQUENCE_DAYS, (F.lit(_T_MEAN) - offset) * F.col("activity")) / _T_SS).alias("activity_slope_28d"),
+        (within(SEQUENCE_DAYS, (F.lit(_T_MEAN) - offset) * F.col("revenue")) / _T_SS).alias("spend_slope_28d"),
+    ]
+    # The recent rows are repartitioned by user_id: the per-user and the recent-days (sequences, device)
+    # aggregations both keep that partitioning, so the join between them needs no further exchange.
+    by_user = recent.repartition("user_id")
+    return by_user.groupBy("user_id").agg(*recent_aggs), _sequences_and_device(by_user)
+
+
+def _long_window(state: DataFrame, as_of: Column, measures: dict[str, tuple[Column, Column]]) -> DataFrame:
+    """Per user of the rolling state: recency, the longest window's sums and the inputs of its rates."""
+
+    def as_double(column: Column) -> Column:
+        return column.cast("double")
+
+    days = F.datediff(as_of, F.to_date("last_purchase_ds"))
+    return state.select(
+        "user_id",
+        as_double(F.datediff(as_of, F.to_date("last_seen_ds"))).alias("recency_days"),
+        # no purchase in the window: as far back as we can see
+        as_double(F.coalesce(days, F.lit(WINDOW_DAYS))).alias("purchase_recency_days"),
+        *[as_double(state_value).alias(f"{m}_{WINDOW_DAYS}d") for m, (_, state_value) in measures.items()],
+        as_double(F.col("discount_amount")).alias("_discount_mw"),
+        as_double(F.col("cancelled_orders")).alias("_cancelled_mw"),
+        as_double(F.col("refunded_orders")).alias("_refunded_mw"),
+        as_double(F.col("events")).alias("_events_pw"),
+        *[as_double(F.col(f"events_{name}")).alias(f"_events_{name}_pw") for name, _, _ in DAYPARTS],
+        as_double(F.col("events_weekend")).alias("_events_weekend_pw"),
+        as_double(F.col("events_holiday")).alias("_events_holiday_pw"),
+    )
+
+
+def _with_ratios(features: DataFrame) -> DataFrame:
+    """The rate, share and trend features from the sums (rate window r, money window m, pattern window p)."""
     r, m, p = f"{RATE_WINDOW}d", f"{MONEY_WINDOW}d", f"{PATTERN_WINDOW}d"
     all_orders_mw = F.col(f"orders_{m}") + F.col("_cancelled_mw") + F.col("_refunded_mw")
-    features = features.select(
+    return features.select(
         "*",
         _ratio(F.col("_dwell_seconds_rw"), F.col(f"views_{r}")).alias(f"dwell_per_view_{r}"),
         _ratio(F.col(f"add_to_carts_{r}"), F.col(f"views_{r}")).alias(f"view_to_cart_{r}"),
@@ -292,20 +215,17 @@ def user_features(
         F.col("_top_category").alias(f"top_category_{p}"),
     )
 
-    birth_year = F.col("birth_year")
-    age = (F.year(as_of) - birth_year).cast("double")
-    attributes = users.select(
+
+def _attributes(users: DataFrame, as_of: Column) -> DataFrame:
+    """Per user of the cleaned attribute snapshot: age, age bucket, tenure and the categorical attributes."""
+    age = (F.year(as_of) - F.col("birth_year")).cast("double")
+    return users.select(
         "user_id",
         age.alias("age"),
         _age_bucket(age).alias("age_bucket"),
         F.datediff(as_of, F.to_date("signup_ts")).cast("double").alias("tenure_days"),
         *[F.coalesce(F.col(c), F.lit(UNKNOWN)).alias(c) for c in ("gender", "occupation", "city_tier")],
     ).dropDuplicates(["user_id"])
-    result = features.join(attributes, "user_id", "left")
-    result = _with_lifetime(result, lifetime, as_of, p)
-    result = result.fillna(UNKNOWN, subset=["gender", "occupation", "city_tier", "device", "age_bucket"])
-    result = result.withColumn("ds", F.lit(ds))
-    return result.drop(*[c for c in result.columns if c.startswith("_")])
 
 
 def _category_features(category_state: DataFrame, as_of: Column) -> DataFrame:
@@ -323,7 +243,7 @@ def _category_features(category_state: DataFrame, as_of: Column) -> DataFrame:
     total = F.sum(events).cast("double")
     entropy = F.log2(total) - F.sum(events * F.log2(events)) / total
     return category_state.groupBy("user_id").agg(
-        *[_count_if(age < w).cast("double").alias(f"_distinct_categories_{w}d") for w in FEATURE_WINDOWS],
+        *[count_if(age < w).cast("double").alias(f"_distinct_categories_{w}d") for w in FEATURE_WINDOWS],
         # One category is exactly 0 (the formula could leave a rounding residue); never below 0.
         F.when(F.count("*") > 1, F.greatest(entropy, F.lit(0.0))).otherwise(F.lit(0.0))
         .alias("_category_entropy"),
@@ -371,11 +291,11 @@ def _with_lifetime(features: DataFrame, lifetime: DataFrame, as_of: Column, patt
         lifetime.select("user_id", *[F.col(c).alias(f"_lt_{c}") for c in state_cols]), "user_id", "left")
     # A user of the window missing from a stored state (the runner never writes one so): seen since the
     # window's start.
-    since_first = F.coalesce(F.datediff(as_of, F.to_date("_lt_first_seen_ds")), F.lit(LOOKBACK_DAYS - 1))
+    since_first = F.coalesce(F.datediff(as_of, F.to_date("_lt_first_seen_ds")), F.lit(WINDOW_DAYS - 1))
     features = features.withColumn("days_since_first_seen", since_first.cast("double"))
-    observable = F.least(F.lit(float(LOOKBACK_DAYS)), F.col("days_since_first_seen") + 1.0)
+    observable = F.least(F.lit(float(WINDOW_DAYS)), F.col("days_since_first_seen") + 1.0)
     never_bought = F.col("days_since_first_seen") + 1.0
-    in_window = F.when(F.col("purchase_recency_days") < LOOKBACK_DAYS, F.col("purchase_recency_days"))
+    in_window = F.when(F.col("purchase_recency_days") < WINDOW_DAYS, F.col("purchase_recency_days"))
     return features.select(
         "*",
         F.coalesce(F.datediff(as_of, F.to_date("_lt_last_purchase_ds")).cast("double"), in_window, never_bought)
@@ -386,6 +306,3 @@ def _with_lifetime(features: DataFrame, lifetime: DataFrame, as_of: Column, patt
         .alias("lifetime_active_days"),
         F.least(F.lit(1.0), _ratio(F.col(f"active_days_{pattern}"), observable)).alias(f"active_day_ratio_{pattern}"),
     )
-
-
-assert math.isclose(_T_SS, sum((t - _T_MEAN) ** 2 for t in range(SEQUENCE_DAYS)))

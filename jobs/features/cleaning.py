@@ -1,6 +1,6 @@
 """Cleaning: raw rows -> rows the feature transforms can trust, every step counted per raw partition.
 
-Pure DataFrame functions (no session, no paths); ``jobs.build`` reads, writes and logs. The policy is
+Pure DataFrame functions (no session, no paths); the builders (``user_daily``, ``cleaning_params``) read, write and log. The policy is
 declared once, as data, in ``SPECS`` below, and applied in this order to every raw table:
 
 1. **drop** rows missing a required column (action ``drop``: user_id, timestamps, order_id).
@@ -47,6 +47,8 @@ def _sql_set(values: tuple[str, ...]) -> str:
 
 
 @dataclass(frozen=True)
+
+
 class CleaningSpec:
     """How one raw table is cleaned. Quarantine conditions are Spark SQL over the raw columns plus
     ``_raw_day`` (date of the partition) and ``_true_day`` (UTC date of the timestamp); ``{late_days}``
@@ -101,6 +103,8 @@ SPECS: dict[str, CleaningSpec] = {
 
 
 @dataclass(frozen=True)
+
+
 class CleaningParams:
     """Stored caps and medians (``features.cleaning_params`` rows of one fit date)."""
 
@@ -116,9 +120,11 @@ class CleaningParams:
 
 
 @dataclass
+
+
 class Cleaned:
     """The cleaning of one raw table. ``rows`` and ``quarantine`` are lazy frames; the cleaning log comes in
-    two halves so that a runner can get both from passes it makes anyway (``jobs.build``):
+    two halves so that a runner can get both from passes it makes anyway (``user_daily.build_user_daily``):
 
     - ``step_counts``: one row per raw partition ``ds`` with the counters of the steps before deduplication
       (``input__all``, ``drop_missing__<col>``, ``quarantine__<reason>``, ``impute_*__<col>``,
@@ -205,6 +211,7 @@ def _dedupe(df: DataFrame, key: str, per_partition: bool) -> DataFrame:
 
 def clean(df: DataFrame, table_name: str, params: CleaningParams, late_days: int) -> Cleaned:
     """Apply the declared policy of ``table_name`` to raw rows (``ds`` = raw partition)."""
+    # One function on purpose (~60 lines): the policy's steps in the order they apply, each a few lines.
     spec = SPECS[table_name]
     types = dict(df.dtypes)
     raw_columns = [c for c in df.columns]

@@ -1,0 +1,170 @@
+"""Which true days a feature run rebuilds, which raw partitions it reads, and what each day was built from.
+
+Time and late data (``L`` = ``SEGMENTS_LATE_DATA_DAYS``, default 2):
+
+- Everything is UTC. A raw partition ``ds`` is the day rows *arrived*; the *true day* of a row is the UTC
+  date of ``event_ts`` (orders: ``order_ts``). Cleaning rewrites ``ds`` to the true day.
+- ``user_daily(d)`` = the clean rows whose true day is d that arrived in raw partitions ``[d, d+L]``. It is
+  a function of the raw data alone, so rebuilding a day (rerun, backfill, any order) is idempotent.
+- The run for ``ds`` rebuilds ``user_daily`` for ds and for each lookback day d in ``[ds-L, ds-1]`` whose
+  inputs changed since it was built, each from the raw partitions ``[d, d+L]`` that exist (on a normal day
+  ``ds+1..`` do not exist yet). ``features.user_daily_inputs`` records per day the raw partitions (with a
+  fingerprint of their files), cleaning parameters and L it was built from. A lookback day is kept when
+  none of those partitions is gone or was written again, the parameters and L are the same, and no raw
+  partition that arrived since holds a row of that day (its timestamp column, read while planning). So a
+  normal day reads the new partition plus the lookback days that got late rows in it, and the plan shows
+  those partition filters. A day is revised by the L runs after it and is final after run ``d+L``. Rows
+  arriving more than L days late are quarantined (``late_beyond_lookback``) in the partition where they
+  arrived: they are never counted, and the quarantine table says how many there were. A rerun or backfill
+  of a date reads the later partitions that exist by then, so late rows (within L) are counted on their
+  true day.
+- Point in time: ``user_features`` for ds reads ``user_daily`` days ``<= ds`` and the states of ds,
+  i.e. only rows with ``event_ts < ds + 1 day``; rows stamped after the end of their partition's day are
+  quarantined (``future_timestamp``).
+- Missing ``user_daily`` days inside the 90-day window (fresh warehouse) are built in the same single job,
+  and the run says so; ``rebuild_from`` rebuilds a whole range in one job (backfill).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from core import tables, warehouse
+from core.feature_catalog import WINDOW_DAYS
+from jobs.dates import shift
+from jobs.features import cleaning
+
+INPUTS_TABLE = "features.user_daily_inputs"  # what each user_daily day was built from
+DAILY_INPUTS = ("raw.events", "raw.orders")  # the cleaned tables user_daily aggregates
+
+
+Input = tuple[str, str]  # (raw table, raw partition ds)
+
+
+@dataclass(frozen=True)
+
+
+class DailyPlan:
+    build_days: list[str]  # true days whose user_daily is rebuilt
+    read_partitions: list[str]  # raw partitions read
+    missing_days: list[str]  # days built because their user_daily partition was missing
+    kept_days: list[str] = field(default_factory=list)  # lookback days left as built: inputs unchanged
+    # Fingerprints of the raw partitions read, taken when planning; recorded per built day
+    # (INPUTS_TABLE) once its user_daily is written. Empty for a plan made without looking at the files.
+    fingerprints: Mapping[Input, str] = field(default_factory=dict)
+
+
+def window_dates(ds: str, days: int = WINDOW_DAYS) -> list[str]:
+    """The ``days`` dates ending at ds (inclusive), oldest first."""
+    return [shift(ds, -k) for k in range(days - 1, -1, -1)]
+
+
+def date_range(first: str, last: str) -> list[str]:
+    n = (dt.date.fromisoformat(last) - dt.date.fromisoformat(first)).days
+    return [shift(first, k) for k in range(n + 1)]
+
+
+def raw_window(day: str, late_days: int) -> list[str]:
+    """The raw partitions a true day's rows can arrive in: [day, day+L]."""
+    return window_dates(shift(day, late_days), late_days + 1)
+
+
+def plan_daily(ds: str, late_days: int, raw_days: set[str], have_daily: set[str],
+               rebuild_from: str | None = None, up_to_date: Callable[[str], bool] | None = None) -> DailyPlan:
+    """Which true days to rebuild and which raw partitions that needs (see the module docstring).
+
+    ``up_to_date(d)``: whether the stored user_daily of a lookback day d in [ds-L, ds-1] is still what its
+    raw partitions give (``inputs_unchanged``); such a day is kept. None: every lookback day is rebuilt.
+    """
+    lookback = window_dates(ds, late_days + 1)  # [ds-L, ds]: late rows may have changed them
+    kept = {d for d in lookback[:-1] if up_to_date is not None and d in have_daily and up_to_date(d)}
+    wanted = set(lookback) - kept
+    missing = {d for d in window_dates(ds) if d not in have_daily} - wanted
+    if rebuild_from is not None:
+        wanted |= set(date_range(min(rebuild_from, ds), ds))
+    build = sorted(d for d in wanted | missing if d in raw_days)
+    read = sorted({p for d in build for p in raw_window(d, late_days)} & raw_days)
+    return DailyPlan(build, read, sorted(d for d in missing if d in raw_days and d not in wanted),
+                     kept_days=sorted(kept - wanted))
+
+
+def inputs_unchanged(recorded: Mapping[Input, str] | None, current: Mapping[Input, str],
+                     holds_day: Callable[[Input], bool]) -> bool:
+    """Whether a user_daily day built from ``recorded`` (raw partition -> fingerprint; None: no record)
+    is still what its ``current`` raw partitions give.
+
+    It is unless a recorded partition is gone or was written again (its rows may have changed in any
+    way), or a partition that appeared since holds a row of the day (``holds_day``: a late row). A new
+    partition without such rows changes nothing: user_daily(d) aggregates the rows of day d only, and
+    copies of an event (deduplicated by key) carry its timestamp, so its day.
+    """
+    if recorded is None:
+        return False
+    if any(current.get(key) != fingerprint for key, fingerprint in recorded.items()):
+        return False
+    return not any(holds_day(key) for key in current if key not in recorded)
+
+
+def plan_run(ds: str, late_days: int, params_fit_ds: str, rebuild_from: str | None = None) -> DailyPlan:
+    """The plan of ``build_features`` on the warehouse as it is: ``plan_daily``, keeping each lookback day
+    whose recorded inputs (``INPUTS_TABLE``, same cleaning parameters and lookback) are unchanged.
+
+    Only the few raw partitions that appeared since a day was built are read here, one timestamp column,
+    streamed (``warehouse.timestamp_days``).
+    """
+    raw = {name: set(warehouse.partitions(name)) for name in DAILY_INPUTS}
+    recorded_days = set(warehouse.partitions(INPUTS_TABLE))
+
+    @functools.cache
+    def fingerprint(key: Input) -> str:
+        return warehouse.partition_fingerprint(*key)
+
+    @functools.cache
+    def days_in(key: Input) -> frozenset[str]:
+        name, raw_ds = key
+        return frozenset(warehouse.timestamp_days(name, raw_ds, cleaning.SPECS[name].timestamp))
+
+    def current(day: str) -> dict[Input, str]:
+        return {(name, p): fingerprint((name, p)) for name in DAILY_INPUTS for p in raw_window(day, late_days)
+                if p in raw[name]}
+
+    def recorded(day: str) -> dict[Input, str] | None:
+        if day not in recorded_days:
+            return None
+        rows = warehouse.read_arrow(INPUTS_TABLE, day).to_pylist()
+        if any((r["params_fit_ds"], r["late_days"]) != (params_fit_ds, late_days) for r in rows):
+            return None  # other cleaning parameters or lookback: rebuilt
+        return {(r["raw_table"], r["raw_ds"]): r["fingerprint"] for r in rows}
+
+    def up_to_date(day: str) -> bool:
+        return inputs_unchanged(recorded(day), current(day), lambda key: day in days_in(key))
+
+    plan = plan_daily(ds, late_days, raw["raw.events"], set(warehouse.partitions("features.user_daily")),
+                      rebuild_from, up_to_date=up_to_date)
+    read = {(name, p): fingerprint((name, p)) for name in DAILY_INPUTS for p in plan.read_partitions
+            if p in raw[name]}
+    return replace(plan, fingerprints=read)
+
+
+def record_inputs(plan: DailyPlan, params_fit_ds: str, late_days: int) -> None:
+    """Record, per built day, the raw partitions (fingerprints from the plan) it was built from; written
+    after its user_daily, so a run that fails in between leaves an older record and the day is rebuilt."""
+    schema = tables.table(INPUTS_TABLE).arrow_schema()
+    for day in plan.build_days:
+        window = set(raw_window(day, late_days))
+        rows = [{"raw_table": name, "raw_ds": raw_ds, "fingerprint": fingerprint,
+                 "params_fit_ds": params_fit_ds, "late_days": late_days}
+                for (name, raw_ds), fingerprint in sorted(plan.fingerprints.items()) if raw_ds in window]
+        warehouse.write_arrow(INPUTS_TABLE, pa.Table.from_pylist(rows, schema=schema), day)
+
+
+def read_raw(spark: SparkSession, name: str, partitions: list[str]) -> DataFrame:
+    """Raw rows of exactly these partitions (a partition filter: Spark lists only those directories)."""
+    return warehouse.read_spark(spark, name).where(F.col(tables.PARTITION_COLUMN).isin(partitions))

@@ -1,0 +1,92 @@
+"""The feature stage for one logical date: plan -> clean -> user_daily -> lifetime and window states ->
+user_features (``segments features --ds D``).
+
+Thin: plans (``planning``), loads the cleaning parameters (``cleaning_params``) and calls each table's
+builder; the modules named after the tables hold their transforms. Everything is UTC; the time and
+late-data rules are in ``planning``.
+
+Reruns replace: every partition a run rebuilds is replaced, also by nothing: a date that has no row any
+more (all its rows quarantined, no active user left) loses its old partition
+(``warehouse.write_spark_dates``). ``quality.quarantine`` and ``quality.cleaning_log`` are rewritten for
+each raw partition whose true day the run rebuilds.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from pyspark.sql import SparkSession
+
+from core import settings as settings_mod
+from core import warehouse
+from core.feature_catalog import RECENT_DAYS
+from jobs.concurrent_actions import run_concurrently
+from jobs.dates import shift
+from jobs.features import cleaning
+from jobs.features.cleaning_params import load_params
+from jobs.features.lifetime import build_lifetime
+from jobs.features.planning import plan_run, window_dates
+from jobs.features.user_daily import build_user_daily
+from jobs.features.user_features import user_features
+from jobs.features.window_state import CATEGORIES_TABLE, USERS_TABLE, build_window_state
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+
+
+class FeaturesSummary:
+    ds: str
+    daily_dates_built: list[str]
+    active_users: int
+    missing_dates_filled: list[str] = field(default_factory=list)
+    daily_dates_kept: list[str] = field(default_factory=list)  # lookback days whose inputs had not changed
+    params_fit_ds: str = ""
+    lifetime_base: str | None = None  # stored state merged from; None = rebuilt from scratch
+    window_base: str | None = None  # stored 90-day window state updated from; None = rebuilt from scratch
+    quarantined: int = 0  # rows quarantined from the raw partitions rebuilt by this run
+
+
+def build_features(spark: SparkSession, ds: str, refit_params: bool = False,
+                   rebuild_from: str | None = None) -> FeaturesSummary:
+    """Clean, rebuild user_daily [ds-L, ds] (+ missing window days), lifetime [ds-L, ds], user_features ds."""
+    late_days = settings_mod.load().late_data_days
+    raw_days = set(warehouse.partitions("raw.events"))
+    if ds not in raw_days:
+        raise warehouse.TableNotFound(f"raw.events has no partition ds={ds}")
+    params = load_params(spark, ds, late_days, refit=refit_params)
+    plan = plan_run(ds, late_days, params.fit_ds, rebuild_from)
+    if plan.missing_days:
+        log.warning("features.user_daily: %d dates of the 90-day window were missing (%s .. %s); "
+                    "building them in this job", len(plan.missing_days), plan.missing_days[0],
+                    plan.missing_days[-1])
+    log.info("features.user_daily: rebuilding %d true days %s .. %s from raw partitions %s .. %s (late-data "
+             "lookback %d days)", len(plan.build_days), plan.build_days[0], plan.build_days[-1],
+             plan.read_partitions[0], plan.read_partitions[-1], late_days)
+    if plan.kept_days:
+        log.info("features.user_daily: kept %s as built: no raw partition they were built from changed, and "
+                 "none that arrived since holds rows of them", ", ".join(plan.kept_days))
+    quarantined = build_user_daily(spark, plan, params, late_days)
+    base, window_base = run_concurrently(
+        lambda: build_lifetime(spark, ds, late_days, first_rebuilt=plan.build_days[0]),
+        lambda: build_window_state(spark, ds, late_days, first_rebuilt=plan.build_days[0]))
+    log.info("features.user_lifetime up to %s: %s", ds,
+             f"merged from the state of {base}" if base else "rebuilt from scratch")
+    log.info("features.user_window up to %s: %s", ds,
+             f"updated from the state of {window_base}" if window_base else "rebuilt from scratch")
+
+    daily = warehouse.read_spark(spark, "features.user_daily", since=window_dates(ds, RECENT_DAYS)[0],
+                               until=shift(ds, 1))
+    users = cleaning.clean(warehouse.read_spark(spark, "raw.users", ds=ds), "raw.users", params, late_days).rows
+    lifetime = warehouse.read_spark(spark, "features.user_lifetime", ds=ds)
+    window = (warehouse.read_spark(spark, USERS_TABLE, ds=ds),
+              warehouse.read_spark(spark, CATEGORIES_TABLE, ds=ds))
+    features = user_features(daily, users.drop(cleaning.RAW_DS), lifetime, ds, window=window)
+    warehouse.write_spark_dates(features, "features.user_features", [ds])
+    active = warehouse.read_spark(spark, "features.user_features", ds=ds).count()
+    return FeaturesSummary(ds=ds, daily_dates_built=plan.build_days, active_users=active,
+                           missing_dates_filled=plan.missing_days, daily_dates_kept=plan.kept_days,
+                           params_fit_ds=params.fit_ds,
+                           lifetime_base=base, window_base=window_base, quarantined=quarantined)
