@@ -1,0 +1,1 @@
+"""The Spark stages: features, validation, scoring, profiles, BI publishing. Import only ``core``."""

@@ -47,8 +47,6 @@ def _sql_set(values: tuple[str, ...]) -> str:
 
 
 @dataclass(frozen=True)
-
-
 class CleaningSpec:
     """How one raw table is cleaned. Quarantine conditions are Spark SQL over the raw columns plus
     ``_raw_day`` (date of the partition) and ``_true_day`` (UTC date of the timestamp); ``{late_days}``
@@ -103,8 +101,6 @@ SPECS: dict[str, CleaningSpec] = {
 
 
 @dataclass(frozen=True)
-
-
 class CleaningParams:
     """Stored caps and medians (``features.cleaning_params`` rows of one fit date)."""
 
@@ -120,8 +116,6 @@ class CleaningParams:
 
 
 @dataclass
-
-
 class Cleaned:
     """The cleaning of one raw table. ``rows`` and ``quarantine`` are lazy frames; the cleaning log comes in
     two halves so that a runner can get both from passes it makes anyway (``user_daily.build_user_daily``):

@@ -49,8 +49,6 @@ Input = tuple[str, str]  # (raw table, raw partition ds)
 
 
 @dataclass(frozen=True)
-
-
 class DailyPlan:
     build_days: list[str]  # true days whose user_daily is rebuilt
     read_partitions: list[str]  # raw partitions read

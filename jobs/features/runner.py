@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-
-
 class FeaturesSummary:
     ds: str
     daily_dates_built: list[str]
