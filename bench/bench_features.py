@@ -97,7 +97,7 @@ class Step:
 
 # --- workers (run in their own process by the orchestrator) -------------------------------------
 def worker_fit_params(ds: str) -> dict:
-    """Fit and store the cleaning parameters as of ds when none are stored (``jobs.build.load_params``), in
+    """Fit and store the cleaning parameters as of ds when none are stored (``jobs.features.cleaning_params.load_params``), in
     their own process: on a fresh seed they would otherwise be fitted inside the timed rebuild."""
     started = time.monotonic()
     from core import settings
@@ -114,7 +114,7 @@ def worker_fit_params(ds: str) -> dict:
 
 def worker_spark_rebuild(first: str, last: str) -> dict:
     """Rebuild user_daily.user_daily for every true day in [first, last] in one job, as a backfill does:
-    the runner's own plan (jobs.build.plan_run with rebuild_from) and its cleaning + user_daily step."""
+    the runner's own plan (jobs.features.planning.plan_run with rebuild_from) and its cleaning + user_daily step."""
     started = time.monotonic()
     from core import settings
     from jobs.dates import shift
@@ -228,7 +228,7 @@ def check(cfg: Config, label: str, duck_out: Path, dates: list[str]) -> dict:
 
 
 def daily_plan(cfg: Config, ds: str):
-    """The runner's plan for ``segments features --ds`` on this warehouse (jobs.build.plan_run)."""
+    """The runner's plan for ``segments features --ds`` on this warehouse (jobs.features.planning.plan_run)."""
     from core import settings
     from jobs.features import cleaning_params, planning
 
