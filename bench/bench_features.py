@@ -97,8 +97,9 @@ class Step:
 
 # --- workers (run in their own process by the orchestrator) -------------------------------------
 def worker_fit_params(ds: str) -> dict:
-    """Fit and store the cleaning parameters as of ds when none are stored (``jobs.features.cleaning_params.load_params``), in
-    their own process: on a fresh seed they would otherwise be fitted inside the timed rebuild."""
+    """Fit and store the cleaning parameters as of ds when none are stored
+    (``jobs.features.cleaning_params.load_params``), in their own process: on a fresh seed they would
+    otherwise be fitted inside the timed rebuild."""
     started = time.monotonic()
     from core import settings
     from jobs.features import cleaning_params
