@@ -93,7 +93,7 @@ def _cols(spec: str) -> tuple[tuple[str, str], ...]:
 UNKNOWN = "unknown"
 # The raw contract's vocabularies: cleaning quarantines any other value, the generator writes only these.
 EVENT_TYPES = ("view", "search", "add_to_cart", "remove_from_cart", "purchase")
-ORDER_STATUSES = ("completed", "cancelled", "refunded")
+ORDER_STATUSES = ("completed", "cancelled", "refunded")  # in this order: user_daily unpacks it
 
 # segments.segment_profiles: per segment, the mean of these features of features.user_features (column ->
 # feature), for BI; jobs/profiles.py computes them.

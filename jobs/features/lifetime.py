@@ -38,7 +38,7 @@ _MONEY = "decimal(20,2)"  # exact cents while summing; stored as double
 def _day_states(daily: DataFrame) -> DataFrame:
     """Each user_daily row as a one-day state (user_id, _day, state columns)."""
     day = F.col("ds")
-    bought = purchase_day(daily)
+    bought = purchase_day()
     return daily.select(
         "user_id",
         day.alias("_day"),

@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 
 from core import tables, warehouse
 from core.feature_catalog import DAYPARTS
+from core.tables import ORDER_STATUSES
 from jobs.concurrent_actions import run_concurrently
 from jobs.features import cleaning
 from jobs.features.cleaning import CleaningParams
@@ -30,11 +31,11 @@ from jobs.features.planning import DAILY_INPUTS, DailyPlan, read_raw, record_inp
 
 log = logging.getLogger(__name__)
 
-_COMPLETED, _CANCELLED, _REFUNDED = "completed", "cancelled", "refunded"
+_COMPLETED, _CANCELLED, _REFUNDED = ORDER_STATUSES  # the raw contract's vocabulary, in its order
 _SECONDS_PER_DAY = 86_400
 
 
-def purchase_day(daily: DataFrame) -> Column:
+def purchase_day() -> Column:
     """Whether a user_daily row is a purchase day: a completed order or a purchase event. The one rule
     behind the lifetime and window states' last purchase day and so the purchase recency features."""
     return (F.col("orders") > 0) | (F.col("purchases") > 0)

@@ -83,7 +83,7 @@ def _exact(column: str) -> Column:
 
 def _user_rows(daily: DataFrame, holidays: list[str]) -> DataFrame:
     """One row per user_daily row: user_id, ds, the state values and the latest-day candidates."""
-    bought = purchase_day(daily)
+    bought = purchase_day()
     return daily.select("user_id", "ds", *[v.alias(c) for c, v in _day_values(daily, holidays).items()],
                         F.col("ds").alias("last_seen_ds"),
                         F.when(bought, F.col("ds")).alias("last_purchase_ds"))
