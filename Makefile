@@ -23,6 +23,7 @@ help:
 	@echo "make lock       re-resolve requirements/*.in into locks/*.txt"
 	@echo "make bench-score scoring users/s inside Spark on a seeded 50k-user warehouse (USERS=n to change)"
 	@echo "make bench-features  feature stage, Spark vs DuckDB: daily run + full rebuild (N=200000 users, D=90 days)"
+	@echo "make bench-ingest    segments ingest vs a plain DuckDB COPY, CSV and Parquet (ROWS=3000000 orders, 90 days)"
 	@echo "make ablation   teacher methods x metrics on a seeded 50k-user warehouse -> bench/ABLATION.md"
 	@echo "make clean      delete generated state under var/ (keeps the environments)"
 
@@ -80,6 +81,13 @@ D ?= 90
 END ?= 2026-06-30
 bench-features: install
 	$(JOB_ENV)/bin/python -m bench.bench_features --users $(N) --days $(D) --end-date $(END) $(if $(BENCH_HOME),--home $(BENCH_HOME))
+
+# segments ingest against a plain DuckDB COPY ... PARTITION_BY on the same files (CSV and Parquet), in one run;
+# generates var/bench/ingest-<ROWS>x<D> once; see docs/benchmarks.md.
+.PHONY: bench-ingest
+ROWS ?= 3000000
+bench-ingest: install
+	$(JOB_ENV)/bin/python -m bench.bench_ingest --rows $(ROWS) --days $(D) $(if $(BENCH_HOME),--home $(BENCH_HOME))
 
 # Segmentation ablation (ml/ablation.py): seeds var/bench/ablation once (ABLATION_USERS, default 50000).
 ablation: install

@@ -23,7 +23,7 @@ class Stage:
 
 # Per-user tables are validated with GX's pandas engine (their suites say so): no JVM to start.
 DAILY_CHAIN: tuple[Stage, ...] = (
-    Stage("validate_raw", ("validate", "--table", "raw.events"), spark=True),
+    Stage("validate_raw", ("validate", "--table", "raw"), spark=True),  # each of the shop's raw tables
     Stage("build_features", ("features",), spark=True, outlet="features.user_features"),
     Stage("validate_features", ("validate", "--table", "features.user_features"), spark=False),
     Stage("score", ("score",), spark=True, outlet="segments.user_segments"),
@@ -34,5 +34,5 @@ DAILY_CHAIN: tuple[Stage, ...] = (
 
 
 def describe(chain: tuple[Stage, ...] = DAILY_CHAIN) -> str:
-    """'validate raw.events -> features -> ...': the chain in one line, for help texts."""
+    """'validate raw -> features -> ...': the chain in one line, for help texts."""
     return " -> ".join(" ".join(s.command).replace("--table ", "") for s in chain)

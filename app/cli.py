@@ -22,6 +22,9 @@ log = logging.getLogger("segments")
 
 
 
+RAW_TABLES_CHOICE = "raw"  # `validate --table raw`: the shop's raw tables with a suite (the daily chain's gate)
+
+
 def validated_tables() -> list[str]:
     """Tables that have an expectation suite (the suite files are the one declaration)."""
     from core.settings import REPO_ROOT
@@ -41,6 +44,15 @@ def _positive(value: str) -> int:
     if number <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {value}")
     return number
+
+
+def _fraction(value: str) -> float:
+    from core.settings import BadSetting, fraction
+
+    try:
+        return fraction(value, "--max-shrink")
+    except BadSetting as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _spark():
@@ -70,6 +82,22 @@ def cmd_seed(args: argparse.Namespace) -> None:
          f"{summary.events} events, {summary.orders} orders; personas: {personas}")
 
 
+def cmd_ingest(args: argparse.Namespace) -> None:
+    from jobs.ingest.runner import ingest
+
+    done = _step("ingest")
+    results = ingest(args.mapping, dry_run=args.dry_run, snapshot_ds=args.snapshot_ds,
+                     max_shrink=args.max_shrink, progress=not args.quiet)
+    for r in results:
+        days = sorted(r.day_rows)
+        span = f"{days[0]} .. {days[-1]}" if len(days) > 1 else (days[0] if days else "-")
+        verb = "written" if r.written else ("would be written" if args.dry_run else "nothing written")
+        replaced = f", {len(r.replaced)} replaced" if r.replaced else ""
+        print(f"  {r.name}: {r.rows:,} rows from {r.source} -> {len(days)} partition{'s' * (len(days) != 1)} "
+              f"{span} {verb}{replaced}")
+    done("dry run: checks passed, nothing written" if args.dry_run else "done; each partition has a _SUCCESS marker")
+
+
 def cmd_features(args: argparse.Namespace, spark=None) -> None:
     from jobs.features.runner import build_features
 
@@ -91,14 +119,16 @@ def cmd_features(args: argparse.Namespace, spark=None) -> None:
 
 
 def cmd_validate(args: argparse.Namespace, spark=None) -> None:
-    from jobs.quality import default_engine, validate
+    from jobs.quality import default_engine, raw_tables_to_validate, validate
 
-    done = _step("validate")
-    engine = getattr(args, "engine", None) or default_engine(args.table)
-    if engine == "spark":
-        spark = spark or _spark()
-    outcome = validate(args.table, args.ds, engine=engine, spark=spark)
-    done(outcome.message())
+    names = raw_tables_to_validate() if args.table == RAW_TABLES_CHOICE else [args.table]
+    for name in names:
+        done = _step("validate")
+        engine = getattr(args, "engine", None) or default_engine(name)
+        if engine == "spark":
+            spark = spark or _spark()
+        outcome = validate(name, args.ds, engine=engine, spark=spark)
+        done(outcome.message())
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -154,8 +184,10 @@ def cmd_score(args: argparse.Namespace, spark=None) -> None:
     done = _step("score")
     champion = resolve_champion(args.ds)  # registry + schema check first: fails in seconds, no Spark
     summary = score(spark or _spark(), args.ds, champion)
-    done(f"segments.user_segments ds={args.ds}: {summary.users} users scored with "
-         f"{summary.model_name} v{summary.model_version}")
+    inactive = ", ".join(f"{n} {name}" for name, n in sorted(summary.inactive.items()))
+    done(f"segments.user_segments ds={args.ds}: {summary.users} active users scored with "
+         f"{summary.model_name} v{summary.model_version}"
+         + (f"; from the lifetime state: {inactive}" if inactive else ""))
 
 
 def cmd_profiles(args: argparse.Namespace, spark=None) -> None:
@@ -282,11 +314,22 @@ AddCommand = Callable[..., argparse.ArgumentParser]
 def _add_data_commands(add: AddCommand) -> None:
     """The warehouse side: seed, the daily chain's stages, the chain itself, and the BI queries."""
     p = add("seed", cmd_seed, "Generate a deterministic synthetic warehouse (raw.events, raw.orders, "
-            "raw.users, eval.planted_personas).", with_ds=False)
+            "raw.users: those of SEGMENTS_RAW_TABLES; and eval.planted_personas).", with_ds=False)
     p.add_argument("--users", type=_positive, default=3000, help="number of users (default 3000)")
     p.add_argument("--days", type=_positive, default=120, help="number of days of history (default 120)")
     p.add_argument("--end-date", type=_date, default="2026-06-30", help="last day generated (default 2026-06-30)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    p = add("ingest", cmd_ingest, "Land a shop's own data (CSV, Parquet, a PostgreSQL query) as raw partitions, "
+            "one per UTC day, as a TOML mapping file says (docs/ingest.md); bad input stops it before anything "
+            "is written.", with_ds=False)
+    p.add_argument("mapping", help="the TOML mapping file")
+    p.add_argument("--dry-run", action="store_true", help="print a profile and run the checks; write nothing")
+    p.add_argument("--snapshot-ds", type=_date, default=None, metavar="DATE",
+                   help="the partition of the raw.users snapshot (default: the latest day the mapping ingests)")
+    p.add_argument("--max-shrink", type=_fraction, default=None, metavar="X",
+                   help="stop when a day has more than this fraction fewer rows than the day before "
+                   "(default SEGMENTS_INGEST_MAX_SHRINK, 0.5; 1 disables the check)")
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
 
     p = add("features", cmd_features, "Clean raw data and build features.user_daily (ds and the days of the "
             "late-data lookback that got new rows, plus missing days of the 90-day window), the states "
@@ -298,7 +341,9 @@ def _add_data_commands(add: AddCommand) -> None:
                    help="backfill: rebuild features.user_daily for every date from DATE to ds in one job")
     p = add("validate", cmd_validate, "Validate one table partition with its Great Expectations suite; "
             "fails (exit 1) naming table, ds, expectation and unexpected count.")
-    p.add_argument("--table", required=True, choices=validated_tables(), help="table to validate")
+    p.add_argument("--table", required=True, choices=[RAW_TABLES_CHOICE, *validated_tables()],
+                   help=f"table to validate; '{RAW_TABLES_CHOICE}': each of the shop's raw tables "
+                   "(SEGMENTS_RAW_TABLES) that has a suite")
     p.add_argument("--engine", choices=("spark", "pandas"), default=None,
                    help="GX execution engine (default: the one the suite declares in its meta)")
     add("score", cmd_score, "Score every user of features.user_features for ds with the champion model "
@@ -328,6 +373,7 @@ def _add_training_commands(add: AddCommand) -> None:
                    help="also evaluate the default method with an N-seed ensemble student (0: skip)")
     p.add_argument("--epochs", type=_positive, default=None, help="max epochs (default SEGMENTS_TRAIN_EPOCHS)")
     p.add_argument("--seed", type=int, default=None, help="first seed (default SEGMENTS_SEED); the retrain uses seed+1")
+
 
 
 def _add_model_commands(sub: argparse._SubParsersAction) -> None:

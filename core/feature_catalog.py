@@ -17,7 +17,7 @@ Stdlib only: the Airflow environment may import it.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from core.settings import FEATURE_WINDOWS, SEQUENCE_DAYS
@@ -73,6 +73,7 @@ class Feature:
     description: str
     bounded: tuple[float, float] | None = None  # declared range, checked by the GX suite
     nullable: bool = False
+    source: str = ""  # a key of SOURCES: the raw table(s) it comes from (filled in from FEATURE_SOURCES)
 
 
 # --- features.user_daily -------------------------------------------------------------------------
@@ -246,6 +247,43 @@ FEATURES: tuple[Feature, ...] = (
     *_RECENCY, *_windowed(_ORIGINAL_MEASURES), *_ORIGINAL_DERIVED, *_STATIC_ORIGINAL,
     *_windowed(_NEW_MEASURES), *_NEW_NUMERIC, *_CATEGORICAL, *_SEQUENCE,
 )
+# What each feature is computed from, by name or by name prefix (the windowed ones): a key of SOURCES. A shop
+# whose raw tables (SEGMENTS_RAW_TABLES) lack a feature's source has that feature absent: null in
+# features.user_features, left out of the model, skipped by the GX suite.
+SOURCES: dict[str, tuple[str, ...]] = {
+    "events": ("raw.events",),
+    "orders": ("raw.orders",),
+    "users": ("raw.users",),
+    "activity": ("raw.events", "raw.orders"),  # any day with an event or an order: either table will do
+}
+FEATURE_SOURCES: dict[str, str] = {
+    **dict.fromkeys(("recency_days", "purchase_recency_days", "active_days_", "active_day_ratio_",
+                     "days_since_first_seen", "lifetime_purchase_recency_days", "lifetime_active_days"),
+                    "activity"),
+    **dict.fromkeys(("orders_", "revenue_", "discount_share_", "avg_order_value_", "cancel_rate_",
+                     "refund_rate_", "spend_trend", "spend_slope_", "lifetime_orders", "lifetime_revenue",
+                     "seq_revenue"), "orders"),
+    **dict.fromkeys(("age", "tenure_days", "gender", "occupation", "city_tier", "age_bucket"), "users"),
+    **dict.fromkeys(("sessions_", "views_", "add_to_carts_", "purchases_", "searches_", "product_days_",
+                     "distinct_categories_", "dwell_minutes_", "dwell_per_view_", "view_to_cart_",
+                     "cart_to_purchase_", "view_to_purchase_", "search_to_view_", "sessions_per_active_day_",
+                     "share_", "weekend_share_", "holiday_share_", "activity_trend", "activity_slope_",
+                     "category_entropy_", "device", "top_category_", "seq_"), "events"),
+}
+
+
+def _source_of(name: str) -> str:
+    """The FEATURE_SOURCES entry of a feature: its exact name, else the longest matching prefix."""
+    if name in FEATURE_SOURCES:
+        return FEATURE_SOURCES[name]
+    prefixes = [p for p in FEATURE_SOURCES if p.endswith("_") and name.startswith(p)]
+    if not prefixes:
+        raise KeyError(f"feature {name!r} has no entry in FEATURE_SOURCES")
+    return FEATURE_SOURCES[max(prefixes, key=len)]
+
+
+FEATURES = tuple(replace(f, source=_source_of(f.name)) for f in FEATURES)
+
 FAMILIES: tuple[str, ...] = ("recency", "activity", "money", "rates", "time_pattern", "trend", "diversity",
                              "static", "lifetime", "sequence")
 
@@ -255,6 +293,32 @@ SEQUENCE_CHANNELS: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind ==
 
 assert len({f.name for f in FEATURES}) == len(FEATURES), "duplicate feature name"
 assert all(f.family in FAMILIES for f in FEATURES), "feature with an undeclared family"
+
+
+# The three shop profiles of docs/data-contract.md, each tested end to end.
+SHOP_PROFILES: dict[str, tuple[str, ...]] = {
+    "clickstream + orders": ("raw.events", "raw.orders", "raw.users"),
+    "orders only (a purchase log)": ("raw.orders",),
+    "events only": ("raw.events", "raw.users"),
+}
+
+
+def available(raw_tables: tuple[str, ...] | list[str]) -> tuple[Feature, ...]:
+    """The features a shop with these raw tables can have (any table of the feature's source will do)."""
+    have = set(raw_tables)
+    return tuple(f for f in FEATURES if have & set(SOURCES[f.source]))
+
+
+def absent(raw_tables: tuple[str, ...] | list[str]) -> tuple[Feature, ...]:
+    """The features a shop with these raw tables cannot have: null in features.user_features."""
+    names = {f.name for f in available(raw_tables)}
+    return tuple(f for f in FEATURES if f.name not in names)
+
+
+def families(features: tuple[Feature, ...] | list[Feature]) -> list[str]:
+    """The families (FAMILIES order) with at least one of these features."""
+    present = {f.family for f in features}
+    return [family for family in FAMILIES if family in present]
 
 
 def feature(name: str) -> Feature:
@@ -287,14 +351,28 @@ def markdown() -> str:
         "`lifetime_purchase_recency_days` (exact); frequency = `orders_<w>d`; monetary = `revenue_<w>d`.",
         "",
     ]
+    lines += [
+        "## What each shop has",
+        "",
+        "A feature's *source* says which raw tables it is computed from (`activity`: raw.events or "
+        "raw.orders). A shop declares its raw tables in `SEGMENTS_RAW_TABLES`; the features whose source it "
+        "lacks are absent: null in `features.user_features`, skipped by its GX suite, left out of the model "
+        "(which records the families it was trained on). See docs/data-contract.md.",
+        "",
+        "| shop profile | SEGMENTS_RAW_TABLES | features | families |",
+        "|---|---|---|---|",
+        *[f"| {label} | `{','.join(profile)}` | {len(available(profile))} | "
+          f"{', '.join(families(available(profile)))} |" for label, profile in SHOP_PROFILES.items()],
+        "",
+    ]
     for family in FAMILIES:
         members = [f for f in FEATURES if f.family == family]
         if not members:
             continue
-        lines += [f"## {family}", "", "| feature | kind | unit | window | description |",
-                  "|---|---|---|---|---|"]
+        lines += [f"## {family}", "", "| feature | kind | unit | window | source | description |",
+                  "|---|---|---|---|---|---|"]
         for f in members:
-            lines.append(f"| `{f.name}` | {f.kind} | {f.unit} | {f.window} | {f.description} |")
+            lines.append(f"| `{f.name}` | {f.kind} | {f.unit} | {f.window} | {f.source} | {f.description} |")
         lines.append("")
     lines += [
         "## The sequence channels, in order",

@@ -73,10 +73,19 @@ def load_segmenter(model_dir: str | Path, engine: str = "auto") -> Any:
 def local_model_dir(model_uri: str, name: str) -> Path:
     """The model's files on this machine, downloaded once per version under SEGMENTS_HOME/tmp/models.
 
-    A registered version's artifacts never change, so a later run (the next day) reuses the copy.
+    A registered version's artifacts never change, so a later run (the next day) reuses the copy. The
+    directory is named after where the version's artifacts are stored too: the same name and version
+    number in another registry (or a recreated one) is another model, and Spark refuses to ship two
+    different directories under one name in a session.
     """
     import mlflow
 
+    from core.model_registry import mlflow_client
+
+    registered = model_uri.removeprefix("models:/")
+    model_name, _, version = registered.rpartition("/")
+    source = mlflow_client().get_model_version_download_uri(model_name, version) if model_name else model_uri
+    name = f"{name}-{hashlib.sha256(source.encode()).hexdigest()[:10]}"
     target = settings_mod.load().home / "tmp" / "models" / name
     if not (target / "MLmodel").is_file():
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -73,6 +73,33 @@ def _k_range(value: str) -> tuple[int, int]:
     return int(low), int(high)
 
 
+# The raw tables of the contract (core/tables.py, docs/data-contract.md). A shop has raw.events or raw.orders
+# or both; raw.users is optional. Feature families whose inputs a shop lacks are absent, not zeros.
+RAW_TABLES = ("raw.events", "raw.orders", "raw.users")
+
+
+def _raw_tables(value: str) -> tuple[str, ...]:
+    """'raw.orders,raw.users' (or 'orders,users') -> the shop's raw tables, in contract order."""
+    items = [n.strip() for n in value.split(",") if n.strip()]
+    names = {n if n.startswith("raw.") else f"raw.{n}" for n in items}
+    unknown = sorted(names - set(RAW_TABLES))
+    if unknown or not names & {"raw.events", "raw.orders"}:
+        raise BadSetting("SEGMENTS_RAW_TABLES must list raw.events and/or raw.orders (optionally raw.users), "
+                         f"got {value!r}" + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
+    return tuple(t for t in RAW_TABLES if t in names)
+
+
+def fraction(value: str, name: str) -> float:
+    """A number in [0, 1] (SEGMENTS_INGEST_MAX_SHRINK, and `segments ingest --max-shrink`)."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0.0 <= number <= 1.0:
+        raise BadSetting(f"{name} must be a number from 0 to 1, got {value!r}")
+    return number
+
+
 def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
     value = _env(name, default)
     if value not in allowed:
@@ -105,6 +132,13 @@ class Settings:
     airflow_parallelism: int
     late_data_days: int
     holiday_country: str  # ISO country code for the holiday-share feature (the `holidays` package)
+    raw_tables: tuple[str, ...]  # the shop's raw tables (RAW_TABLES order)
+    churned_days: int  # inactive this many days or more: lifecycle segment 'churned' (else 'lapsed')
+    # `segments ingest` (docs/ingest.md): a day with more than this fraction fewer rows than the day before
+    # stops the ingest (a partial export, a lost file); days after fewer than ingest_shrink_min_rows rows are
+    # not compared (small days swing by chance).
+    ingest_max_shrink: float
+    ingest_shrink_min_rows: int
 
     @property
     def bi_is_postgres(self) -> bool:
@@ -145,6 +179,10 @@ def load() -> Settings:
         # Raw partitions may hold events of up to this many earlier days; see jobs/features/planning.py.
         late_data_days=int(_env("SEGMENTS_LATE_DATA_DAYS", "2")),
         holiday_country=_env("SEGMENTS_HOLIDAY_COUNTRY", "US").upper(),
+        raw_tables=_raw_tables(_env("SEGMENTS_RAW_TABLES", ",".join(RAW_TABLES))),
+        churned_days=int(_env("SEGMENTS_CHURNED_DAYS", "180")),
+        ingest_max_shrink=fraction(_env("SEGMENTS_INGEST_MAX_SHRINK", "0.5"), "SEGMENTS_INGEST_MAX_SHRINK"),
+        ingest_shrink_min_rows=int(_env("SEGMENTS_INGEST_SHRINK_MIN_ROWS", "100")),
     )
 
 

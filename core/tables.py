@@ -37,6 +37,9 @@ class Table:
     key: tuple[str, ...]  # unique per partition
     partitioned: bool = True
     description: str = ""
+    # Raw tables: the columns every shop's source must provide; the others may be absent (stored as null,
+    # or derived by ingest: see docs/data-contract.md).
+    required: tuple[str, ...] = ()
 
     @property
     def layer(self) -> str:
@@ -118,6 +121,7 @@ TABLES: dict[str, Table] = {
             ),
             key=("event_id",),
             description="Clickstream events, partitioned by the UTC date they arrived.",
+            required=("user_id", "event_ts", "event_type"),
         ),
         Table(
             "raw.orders",
@@ -127,6 +131,7 @@ TABLES: dict[str, Table] = {
             ),
             key=("order_id",),
             description="Orders (status completed/cancelled/refunded).",
+            required=("user_id", "order_ts", "amount"),
         ),
         Table(
             "raw.users",
@@ -135,7 +140,9 @@ TABLES: dict[str, Table] = {
                 " city_tier:string"
             ),
             key=("user_id",),
-            description="Daily snapshot of user attributes (attributes may be missing).",
+            description="Snapshot of user attributes (attributes may be missing); features read the latest on or "
+                        "before ds.",
+            required=("user_id",),
         ),
         Table(
             "eval.planted_personas",
@@ -163,10 +170,12 @@ TABLES: dict[str, Table] = {
             "segments.user_segments",
             _cols(
                 "user_id:string, segment_id:int, segment_name:string, confidence:double,"
-                " probabilities:array<double>, model_name:string, model_version:string"
+                " probabilities:array<double>, model_name:string, model_version:string, lifecycle:string,"
+                " days_since_last_active:int"
             ),
             key=("user_id",),
-            description="The segment label of every user of features.user_features for ds.",
+            description="The segment of every customer ever seen, as of ds: the model's for those active in "
+                        "the 90 days up to ds, a lifecycle segment (core/lifecycle.py) for the others.",
         ),
         Table(
             "segments.segment_profiles",
@@ -174,6 +183,7 @@ TABLES: dict[str, Table] = {
                 *_cols("segment_id:int, segment_name:string, users:long, share:double, avg_confidence:double"),
                 *[(column, "double") for column in PROFILE_MEANS],
                 ("model_version", "string"),
+                ("avg_days_since_last_active", "double"),
             ),
             key=("segment_id",),
             description="Per ds and segment: size, share and the mean of key features.",

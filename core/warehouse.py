@@ -8,13 +8,14 @@ PySpark is imported lazily so that the trainer (no JVM) can use the Arrow side.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from core import settings as settings_mod
 from core.errors import PlatformError
@@ -87,6 +88,11 @@ def read_spark(
     if until is not None:
         df = df.where(F.col(PARTITION_COLUMN) < until)
     return df
+
+
+def empty_spark(spark: "SparkSession", name: str) -> "DataFrame":
+    """A table with no rows, with its declared schema: what a shop without that raw table reads."""
+    return spark.createDataFrame([], table(name).spark_ddl())
 
 
 def conform(df: "DataFrame", name: str) -> "DataFrame":
@@ -229,3 +235,61 @@ def delete_partition(name: str, ds: str) -> bool:
     target.rename(trash)
     shutil.rmtree(trash, ignore_errors=True)
     return True
+
+
+# --- staged partition swaps (ingest) ------------------------------------------------------------------
+SUCCESS_MARKER = "_SUCCESS"  # empty file written last into a complete partition (Spark/Hadoop, Airflow sensors)
+
+
+@contextlib.contextmanager
+def staging_dir(name: str, purpose: str = "staging") -> Iterator[Path]:
+    """A fresh directory inside the table folder, removed on exit whatever happens.
+
+    Its name starts with '.', so Spark, ``partitions`` and Hive-style readers ignore it while it exists, and
+    it is on the same filesystem as the partitions, so ``swap_partitions`` moves them in by rename.
+    """
+    root = Path(table_path(name))
+    root.mkdir(parents=True, exist_ok=True)
+    staged = root / f".{purpose}-{uuid.uuid4().hex}"
+    staged.mkdir()
+    try:
+        yield staged
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+
+
+def staged_partitions(staged: Path) -> list[str]:
+    """The ds values of the ``ds=...`` directories in a staging directory, sorted."""
+    prefix = f"{PARTITION_COLUMN}="
+    return sorted(p.name[len(prefix):] for p in staged.iterdir() if p.is_dir() and p.name.startswith(prefix))
+
+
+def swap_partitions(name: str, staged: Path, dates: Iterable[str]) -> list[str]:
+    """Move the staged ``ds=...`` directories of ``dates`` into the table, each replacing the partition of
+    the same ds (old one renamed away, new one renamed in, old one deleted); return the ds values that
+    replaced an existing partition. Each partition is whole at every instant: a reader sees the old or the
+    new one, never a mix. Other partitions are untouched."""
+    replaced = []
+    for ds in sorted(dates):
+        source = staged / f"{PARTITION_COLUMN}={ds}"
+        target = Path(partition_path(name, ds))
+        trash = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
+        if target.exists():
+            target.rename(trash)
+            replaced.append(ds)
+        source.rename(target)
+        shutil.rmtree(trash, ignore_errors=True)
+    return replaced
+
+
+def partition_rows(name: str, ds: str) -> int | None:
+    """Rows of one stored partition from its Parquet footers (no scan); None when it does not exist."""
+    path = Path(partition_path(name, ds))
+    return parquet_rows(path) if path.is_dir() else None
+
+
+def parquet_rows(directory: Path) -> int:
+    """Rows of the Parquet files of one directory, from their footers."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in directory.iterdir() if f.suffix == ".parquet")

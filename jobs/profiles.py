@@ -11,13 +11,15 @@ from core.tables import PROFILE_MEANS
 
 
 def segment_profiles(segments: DataFrame, features: DataFrame) -> DataFrame:
-    """One row per (ds, segment): users, share of all scored users, mean confidence and key features."""
-    joined = segments.join(features.drop("ds"), "user_id", "inner")
+    """One row per (ds, segment): users, share of all labelled users, mean confidence, days since last
+    active and key features (null for lifecycle segments, whose customers have no features)."""
+    joined = segments.join(features.drop("ds"), "user_id", "left")
     per_segment = joined.groupBy("ds", "segment_id", "segment_name").agg(
         F.count(F.lit(1)).alias("users"),
         F.avg("confidence").alias("avg_confidence"),
         *[F.avg(src).alias(dst) for dst, src in PROFILE_MEANS.items()],
         F.max("model_version").alias("model_version"),
+        F.avg("days_since_last_active").alias("avg_days_since_last_active"),
     )
     total = F.sum("users").over(Window.partitionBy("ds"))
     return per_segment.withColumn("share", F.col("users") / total)

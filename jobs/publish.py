@@ -27,7 +27,11 @@ log = logging.getLogger(__name__)
 
 SCHEMA = "segments"
 # Published columns; their types come from the catalog declarations.
-USER_SEGMENT_COLUMNS = ["user_id", "segment_id", "segment_name", "confidence", "model_name", "model_version"]
+USER_SEGMENT_COLUMNS = ["user_id", "segment_id", "segment_name", "confidence", "model_name", "model_version",
+                        "lifecycle", "days_since_last_active"]
+# Columns added after the first release: a BI database created before gets them (ALTER ... IF NOT EXISTS).
+_ADDED_COLUMNS = {"user_segments": ["lifecycle", "days_since_last_active"],
+                  "segment_profiles": ["avg_days_since_last_active"]}
 PROFILE_COLUMNS = tables.table("segments.segment_profiles").column_names
 
 _SQL_TYPES = {
@@ -85,6 +89,10 @@ _CREATE = [
     f"CREATE TABLE IF NOT EXISTS {SCHEMA}.segment_profiles "
     f"({_ddl('segments.segment_profiles', PROFILE_COLUMNS)}, PRIMARY KEY (ds, segment_id))",
     f"CREATE TABLE IF NOT EXISTS {SCHEMA}.publish_log (ds VARCHAR PRIMARY KEY, users BIGINT, segments BIGINT)",
+    # Inserts go by column name (DuckDB: BY NAME; PostgreSQL: COPY's column list): added columns come last.
+    *[f"ALTER TABLE {SCHEMA}.{name} ADD COLUMN IF NOT EXISTS {column} "
+      f"{_SQL_TYPES[dict(tables.table(f'segments.{name}').columns)[column]]}"
+      for name, columns in _ADDED_COLUMNS.items() for column in columns],
 ]
 
 
@@ -103,9 +111,9 @@ def _publish_duckdb(path: Path, ds: str, labels: pa.Table, profiles: pa.Table) -
         con.register("new_profiles", profiles)
         if replace_current:
             con.execute(f"DELETE FROM {SCHEMA}.user_segments")
-            con.execute(f"INSERT INTO {SCHEMA}.user_segments SELECT * FROM new_labels")
+            con.execute(f"INSERT INTO {SCHEMA}.user_segments BY NAME SELECT * FROM new_labels")
         con.execute(f"DELETE FROM {SCHEMA}.segment_profiles WHERE ds = ?", [ds])
-        con.execute(f"INSERT INTO {SCHEMA}.segment_profiles SELECT * FROM new_profiles")
+        con.execute(f"INSERT INTO {SCHEMA}.segment_profiles BY NAME SELECT * FROM new_profiles")
         con.execute(f"DELETE FROM {SCHEMA}.publish_log WHERE ds = ?", [ds])
         con.execute(f"INSERT INTO {SCHEMA}.publish_log VALUES (?, ?, ?)", [ds, labels.num_rows, profiles.num_rows])
         con.execute("COMMIT")

@@ -24,8 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
+from core import feature_catalog, tables, warehouse
 from core import settings as settings_mod
-from core import tables, warehouse
 from core.errors import PlatformError
 from core.settings import REPO_ROOT
 
@@ -92,6 +92,17 @@ def load_suite_spec(table_name: str) -> dict:
     return json.loads(path.read_text())
 
 
+def applicable(spec: dict, raw_tables: tuple[str, ...]) -> dict:
+    """The suite without its expectations on features the shop cannot have (absent families are null)."""
+    gone = {f.name for f in feature_catalog.absent(raw_tables)}
+    return {**spec, "expectations": [e for e in spec["expectations"] if e["kwargs"].get("column") not in gone]}
+
+
+def raw_tables_to_validate() -> list[str]:
+    """The shop's raw tables that have a suite: what ``segments validate --table raw`` gates."""
+    return [t for t in settings_mod.load().raw_tables if suite_path(t).exists()]
+
+
 def default_engine(table_name: str) -> Engine:
     """The engine a suite declares in its meta (``spark`` unless it says otherwise)."""
     engine = load_suite_spec(table_name).get("meta", {}).get("engine", "spark")
@@ -116,7 +127,7 @@ def validate_dataframe(
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
 
-    spec = load_suite_spec(table_name)
+    spec = applicable(load_suite_spec(table_name), settings_mod.load().raw_tables)
     context = _context()
     if engine == "spark":
         source = context.data_sources.add_or_update_spark(name="warehouse_spark")

@@ -1,4 +1,6 @@
-"""Score every user of features.user_features for ds with the champion model, inside Spark.
+"""Label every customer as of ds: the champion model scores the users of features.user_features (active in
+the 90 days up to ds) inside Spark; every other customer ever seen gets a lifecycle segment
+(``core.lifecycle``: lapsed, churned) from the lifetime state.
 
 The contract with ml/ is the registered MLflow model version, which carries its own scoring code:
 each Python worker loads the version's packaged runtime once (``core.model_runtime``, never the
@@ -7,15 +9,15 @@ installed ``ml`` package) and scores its Arrow batches (mapInPandas). Rows never
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from core import model_runtime, tables, warehouse
+from core import lifecycle, model_runtime, tables, warehouse
 from core import settings as settings_mod
 from core.errors import PlatformError
 
@@ -41,6 +43,7 @@ class ScoreSummary:
     users: int
     model_name: str
     model_version: str
+    inactive: dict[str, int] = field(default_factory=dict)  # lifecycle segment -> customers labelled so
 
 
 def _load_segmenter(model_dir_name: str) -> Any:
@@ -124,18 +127,50 @@ def resolve_champion(ds: str) -> Champion:
     return Champion(str(champion.version), uri, diff.extra)
 
 
+def with_lifecycle(scored: DataFrame, lifetime: DataFrame, ds: str, churned_days: int) -> DataFrame:
+    """Every customer of the lifetime state of ds with a label: the model's labels of the active ones
+    (``scored``: user_id + the prediction columns), a lifecycle segment (``core.lifecycle``) for the others;
+    each with ``lifecycle`` and ``days_since_last_active``."""
+    days = F.datediff(F.to_date(F.lit(ds)), F.to_date("last_seen_ds")).cast("int")
+    seen = lifetime.select("user_id", days.alias("days_since_last_active"))
+    active = scored.join(seen, "user_id", "left").withColumn("lifecycle", F.lit(lifecycle.ACTIVE))
+    rules = lifecycle.thresholds(churned_days)
+
+    def pick(attribute: str) -> Column:  # the first rule that applies; the last one catches the rest
+        column = F.lit(getattr(rules[-1][1], attribute))
+        for fewest, segment in reversed(rules[:-1]):
+            column = F.when(F.col("days_since_last_active") >= fewest, F.lit(getattr(segment, attribute))
+                            ).otherwise(column)
+        return column
+
+    inactive = seen.join(scored.select("user_id"), "user_id", "left_anti").select(
+        "user_id",
+        pick("segment_id").cast("int").alias("segment_id"),
+        pick("name").alias("segment_name"),
+        F.lit(1.0).alias("confidence"),  # a rule on the data, not a guess
+        F.lit(None).cast("array<double>").alias("probabilities"),
+        "days_since_last_active",
+        pick("name").alias("lifecycle"),
+    )
+    return active.unionByName(inactive)
+
+
 def score(spark: SparkSession, ds: str, champion: Champion | None = None) -> ScoreSummary:
-    """Write segments.user_segments for ds with the champion pinned by version for the whole run."""
+    """Write segments.user_segments for ds with the champion pinned by version for the whole run: the
+    active customers scored by the model, every other customer ever seen with a lifecycle segment."""
     s = settings_mod.load()
     champion = champion or resolve_champion(ds)
     model_dir = model_runtime.local_model_dir(champion.uri, f"{s.model_name}-v{champion.version}")
     features = warehouse.read_spark(spark, "features.user_features", ds=ds).drop("ds")  # not a model input
-    scored = score_users(features, model_dir).select(
+    lifetime = warehouse.read_spark(spark, "features.user_lifetime", ds=ds)
+    labels = with_lifecycle(score_users(features, model_dir), lifetime, ds, s.churned_days).select(
         "*",
         F.lit(s.model_name).alias("model_name"),
         F.lit(champion.version).alias("model_version"),
         F.lit(ds).alias("ds"),
     )
-    warehouse.write_spark(scored, "segments.user_segments")
-    users = warehouse.read_spark(spark, "segments.user_segments", ds=ds).count()
-    return ScoreSummary(ds=ds, users=users, model_name=s.model_name, model_version=champion.version)
+    warehouse.write_spark(labels, "segments.user_segments")
+    counts = dict(warehouse.read_spark(spark, "segments.user_segments", ds=ds).groupBy("lifecycle").count()
+                  .collect())
+    return ScoreSummary(ds=ds, users=counts.pop(lifecycle.ACTIVE, 0), model_name=s.model_name,
+                        model_version=champion.version, inactive=counts)

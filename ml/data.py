@@ -42,6 +42,24 @@ _FILL_WITH_MAX = ("recency_days",)
 _MAX_VOCAB = 30  # per categorical column; rarer values fall into 'unknown'
 
 
+def contract_for(raw_tables: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+    """(numeric, categorical, sequence channels) a shop with these raw tables has: the catalogue's features
+    minus the absent families (``feature_catalog.available``), in contract order."""
+    have = {f.name for f in feature_catalog.available(tuple(raw_tables))}
+
+    def keep(names: Sequence[str]) -> list[str]:
+        return [n for n in names if n in have]
+
+    return (keep(feature_catalog.NUMERIC_FEATURES), keep(feature_catalog.CATEGORICAL_FEATURES),
+            keep(feature_catalog.SEQUENCE_CHANNELS))
+
+
+def trained_families(pre: Preprocessor) -> list[str]:
+    """The feature families a fitted preprocessor reads (recorded with the model)."""
+    used = [feature_catalog.feature(n) for n in (*pre.numeric, *pre.categories, *pre.channels)]
+    return feature_catalog.families(used)
+
+
 def fit_preprocessor(
     df: pd.DataFrame,
     numeric: Sequence[str] | None = None,

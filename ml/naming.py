@@ -16,16 +16,6 @@ import pandas as pd
 
 from ml.profiles import segment_profiles
 
-PROFILE_FEATURES: tuple[str, ...] = (
-    "revenue_90d",
-    "purchases_30d",
-    "views_30d",
-    "discount_share_90d",
-    "activity_trend",
-    "recency_days",
-    "tenure_days",
-)
-
 ACTIONS: dict[str, str] = {
     "high_value_loyal": "loyalty perks",
     "bargain_hunter": "targeted coupons",
@@ -36,22 +26,48 @@ ACTIONS: dict[str, str] = {
 }
 FALLBACK_ACTION = "review segment"
 
-# name -> {feature: weight}; score = sum(weight * z[feature]) / sum(|weight|).
+# name -> {term: weight}; score = sum(weight * z[term]) / sum(|weight|). A term is a feature or a tuple of
+# alternatives, the first one the shop has wins (a purchase log has orders, not purchase events). A rule
+# with a term the shop has none of is not used: no "window_shopper" without views.
 # Read each rule as "what makes a segment this".
-RULES: dict[str, dict[str, float]] = {
+Term = str | tuple[str, ...]
+_SPEND = ("revenue_90d", "purchases_90d")  # money spent, else items bought (a clickstream without orders)
+RULES: dict[str, dict[Term, float]] = {
     # Spends and buys a lot, has been around, was seen recently.
-    "high_value_loyal": {"revenue_90d": 1.0, "purchases_30d": 1.0, "tenure_days": 0.5, "recency_days": -0.5},
+    "high_value_loyal": {_SPEND: 1.0, ("purchases_30d", "orders_30d"): 1.0,
+                         ("tenure_days", "days_since_first_seen"): 0.5, "recency_days": -0.5},
     # Buys mostly on discount.
-    "bargain_hunter": {"discount_share_90d": 2.0, "purchases_30d": 0.25},
+    "bargain_hunter": {"discount_share_90d": 2.0, ("purchases_30d", "orders_30d"): 0.25},
     # Browses a lot, rarely buys.
-    "window_shopper": {"views_30d": 1.0, "purchases_30d": -1.0, "revenue_90d": -0.5},
+    "window_shopper": {"views_30d": 1.0, "purchases_30d": -1.0, _SPEND: -0.5},
     # Activity falling and not seen lately.
-    "at_risk": {"activity_trend": -1.5, "recency_days": 1.0},
+    "at_risk": {("activity_trend", "spend_trend"): -1.5, "recency_days": 1.0},
     # Young accounts with rising activity.
-    "new_and_growing": {"tenure_days": -1.5, "activity_trend": 1.0},
+    "new_and_growing": {("tenure_days", "days_since_first_seen"): -1.5, ("activity_trend", "spend_trend"): 1.0},
     # Low everything.
-    "occasional": {"views_30d": -1.0, "purchases_30d": -1.0, "revenue_90d": -0.5, "recency_days": 0.5},
+    "occasional": {("views_30d", "active_days_30d"): -1.0, ("purchases_30d", "orders_30d"): -1.0,
+                   _SPEND: -0.5, "recency_days": 0.5},
 }
+
+
+def _alternatives(term: Term) -> tuple[str, ...]:
+    return (term,) if isinstance(term, str) else term
+
+
+PROFILE_FEATURES: tuple[str, ...] = tuple(dict.fromkeys(
+    f for rule in RULES.values() for term in rule for f in _alternatives(term)))
+
+
+def _resolve(rule: dict[Term, float], present: set[str]) -> dict[str, float] | None:
+    """The rule on the features the shop has (each term's first present alternative); None if a term has
+    none."""
+    resolved: dict[str, float] = {}
+    for term, weight in rule.items():
+        feature = next((f for f in _alternatives(term) if f in present), None)
+        if feature is None:
+            return None
+        resolved[feature] = resolved.get(feature, 0.0) + weight
+    return resolved
 
 
 @dataclass(frozen=True)
@@ -76,16 +92,19 @@ def _zscores(profiles: pd.DataFrame) -> pd.DataFrame:
 
 
 def score_table(profiles: pd.DataFrame) -> pd.DataFrame:
-    """segments x names matrix of rule scores."""
+    """segments x names matrix of rule scores, for the rules the profiles' features allow.
+
+    A feature is present when some segment has a value for it (an absent family is null everywhere).
+    """
     z = _zscores(profiles)
+    present = {c for c in PROFILE_FEATURES if c in profiles.columns and profiles[c].notna().any()}
+    rules = {name: r for name, rule in RULES.items() if (r := _resolve(rule, present)) is not None}
     # Divided by the rule's total |weight|: a score is a weighted *average* z-score, so rules with more
     # terms (occasional) do not outbid single-signal rules (bargain_hunter) just by summing more.
     return pd.DataFrame(
-        {
-            name: sum(w * z[f] for f, w in rule.items()) / sum(abs(w) for w in rule.values())
-            for name, rule in RULES.items()
-        },
-        index=profiles.index,
+        {name: sum(w * z[f] for f, w in rule.items()) / sum(abs(w) for w in rule.values())
+         for name, rule in rules.items()},
+        index=profiles.index, columns=list(rules), dtype=float,
     )
 
 
@@ -99,7 +118,7 @@ def name_segments(profiles: pd.DataFrame) -> dict[int, SegmentLabel]:
     'segment_<id>'.
     """
     scores = score_table(profiles)
-    name_order = list(RULES)
+    name_order = list(scores.columns)
     result: dict[int, SegmentLabel] = {}
     uninformative = [int(s) for s in scores.index if np.allclose(scores.loc[s].to_numpy(), 0.0)]
     for seg in uninformative:
@@ -119,6 +138,9 @@ def name_segments(profiles: pd.DataFrame) -> dict[int, SegmentLabel]:
     # More segments than names: reuse each segment's best name with a numeric suffix.
     used: dict[str, int] = {}
     for seg in free_segments:
+        if not name_order:  # the shop's features allow no rule at all
+            result[seg] = SegmentLabel(seg, f"segment_{seg}", FALLBACK_ACTION, 0.0)
+            continue
         row = scores.loc[seg]
         name = max(name_order, key=lambda n: (row[n], -name_order.index(n)))
         used[name] = used.get(name, 1) + 1

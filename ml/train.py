@@ -21,7 +21,7 @@ import pandas as pd
 from core import settings as settings_mod
 from core.errors import PlatformError
 from core.model_registry import CHALLENGER, configure_mlflow, mlflow_client
-from ml.data import fit_preprocessor
+from ml.data import contract_for, fit_preprocessor, trained_families
 from ml.evaluation import (
     classification_metrics,
     cold_start_mask,
@@ -106,7 +106,8 @@ def check_users(n_users: int, k: int | None, k_range: tuple[int, int], ds: str) 
 def prepare(df: pd.DataFrame) -> Prepared:
     hold = is_holdout(df["user_id"])
     # Preprocessing statistics come from training users only, so held-out metrics are honest.
-    pre = fit_preprocessor(df[~hold])
+    numeric, categorical, channels = contract_for(settings_mod.load().raw_tables)  # absent families left out
+    pre = fit_preprocessor(df[~hold], numeric, categorical, channels)
     static, seq = pre.to_arrays(df)
     return Prepared(df, hold, pre, static, seq)
 
@@ -386,6 +387,9 @@ def _params(
         "n_static_features": prep.pre.n_static,
         "sequence_channels": len(prep.pre.channels),
         "teacher_features": len(segmentation.teacher.feature_names),
+        # What the model was trained on: a purchase-only shop's model has no clickstream families.
+        "raw_tables": ",".join(settings_mod.load().raw_tables),
+        "feature_families": ",".join(trained_families(prep.pre)),
     }
 
 

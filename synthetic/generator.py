@@ -1,8 +1,9 @@
 """Deterministic synthetic e-commerce warehouse with planted user personas.
 
 ``generate(users, days, end_date, seed)`` writes one ``ds`` partition per UTC day from
-``end_date - (days - 1)`` to ``end_date`` of ``raw.events``, ``raw.orders`` and ``raw.users``, and the
-unpartitioned answer key ``eval.planted_personas`` (read by evaluation code only).
+``end_date - (days - 1)`` to ``end_date`` of ``raw.events``, ``raw.orders`` and ``raw.users`` (those of the
+shop's ``SEGMENTS_RAW_TABLES``: ``raw.orders`` alone is the orders-only shop of docs/data-contract.md), and
+the unpartitioned answer key ``eval.planted_personas`` (read by evaluation code only).
 
 Personas (share of users, fixed by largest-remainder allocation, then shuffled):
 
@@ -66,6 +67,7 @@ import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
+from core import settings as settings_mod
 from core import warehouse
 from synthetic.day import simulate_day
 from synthetic.dirt import add_dirt
@@ -89,8 +91,14 @@ class SeedSummary:
     persona_counts: dict[str, int] = field(default_factory=dict)
 
 
-def generate(users: int, days: int, end_date: str, seed: int = 42, progress: bool = True) -> SeedSummary:
-    """Write raw.events/raw.orders/raw.users for each ds in the window, and eval.planted_personas."""
+def generate(users: int, days: int, end_date: str, seed: int = 42, progress: bool = True,
+             raw_tables: tuple[str, ...] | None = None) -> SeedSummary:
+    """Write raw.events/raw.orders/raw.users for each ds in the window, and eval.planted_personas.
+
+    ``raw_tables``: which raw tables to write (default: the shop's, ``SEGMENTS_RAW_TABLES``); the others
+    are simulated all the same, so an orders-only warehouse holds exactly the orders of the full one.
+    """
+    written = set(settings_mod.load().raw_tables if raw_tables is None else raw_tables)
     if users < len(PERSONAS) or days < 1:
         raise ValueError(f"need at least {len(PERSONAS)} users and 1 day (got {users}, {days})")
     end = dt.date.fromisoformat(end_date)
@@ -116,11 +124,14 @@ def generate(users: int, days: int, end_date: str, seed: int = 42, progress: boo
             if delay:
                 arriving.setdefault(d + delay, []).append(rows)
         events = pa.concat_tables([by_delay[0], *arriving.pop(d, [])])
-        warehouse.write_arrow("raw.events", events, ds)
-        warehouse.write_arrow("raw.orders", orders, ds)
-        warehouse.write_arrow("raw.users", pop.users_table.filter(pa.array(pop.signup_day <= d)), ds)
-        n_events += events.num_rows
-        n_orders += orders.num_rows
+        if "raw.events" in written:
+            warehouse.write_arrow("raw.events", events, ds)
+            n_events += events.num_rows
+        if "raw.orders" in written:
+            warehouse.write_arrow("raw.orders", orders, ds)
+            n_orders += orders.num_rows
+        if "raw.users" in written:
+            warehouse.write_arrow("raw.users", pop.users_table.filter(pa.array(pop.signup_day <= d)), ds)
 
     counts = np.bincount(pop.persona, minlength=len(PERSONAS))
     return SeedSummary(

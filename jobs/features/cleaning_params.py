@@ -15,7 +15,7 @@ from pyspark.sql import SparkSession
 from core import tables, warehouse
 from jobs.features import cleaning
 from jobs.features.cleaning import CleaningParams
-from jobs.features.planning import read_raw, window_dates
+from jobs.features.planning import primary_input, read_raw, read_users_snapshot, window_dates
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +33,12 @@ def load_params(spark: SparkSession, ds: str, late_days: int, refit: bool = Fals
     fit_ds = latest_params_ds(ds)
     if fit_ds is not None and not refit:
         return CleaningParams.from_rows(fit_ds, warehouse.read_arrow(PARAMS_TABLE, fit_ds).to_pylist())
-    window = sorted(set(window_dates(ds)) & set(warehouse.partitions("raw.events")))
+    primary = primary_input()
+    window = sorted(set(window_dates(ds)) & set(warehouse.partitions(primary)))
     if not window:
-        raise warehouse.TableNotFound(f"raw.events has no partition in the 90 days up to ds={ds} to fit "
+        raise warehouse.TableNotFound(f"{primary} has no partition in the 90 days up to ds={ds} to fit "
                                     "cleaning parameters on")
-    raw = {"raw.events": read_raw(spark, "raw.events", window),
-           "raw.users": warehouse.read_spark(spark, "raw.users", ds=ds)}
+    raw = {"raw.events": read_raw(spark, "raw.events", window), "raw.users": read_users_snapshot(spark, ds)}
     rows = cleaning.fit_params(raw, late_days, window_start=window[0])
     schema = tables.table(PARAMS_TABLE).arrow_schema()
     warehouse.write_arrow(PARAMS_TABLE, pa.Table.from_pylist(rows, schema=schema), ds)

@@ -36,6 +36,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from core import settings as settings_mod
 from core import tables, warehouse
 from core.feature_catalog import WINDOW_DAYS
 from jobs.dates import shift
@@ -117,7 +118,7 @@ def plan_run(ds: str, late_days: int, params_fit_ds: str, rebuild_from: str | No
     Only the few raw partitions that appeared since a day was built are read here, one timestamp column,
     streamed (``warehouse.timestamp_days``).
     """
-    raw = {name: set(warehouse.partitions(name)) for name in DAILY_INPUTS}
+    raw = {name: set(warehouse.partitions(name)) if shop_has(name) else set() for name in DAILY_INPUTS}
     recorded_days = set(warehouse.partitions(INPUTS_TABLE))
 
     @functools.cache
@@ -144,7 +145,7 @@ def plan_run(ds: str, late_days: int, params_fit_ds: str, rebuild_from: str | No
     def up_to_date(day: str) -> bool:
         return inputs_unchanged(recorded(day), current(day), lambda key: day in days_in(key))
 
-    plan = plan_daily(ds, late_days, raw["raw.events"], set(warehouse.partitions("features.user_daily")),
+    plan = plan_daily(ds, late_days, raw[primary_input()], set(warehouse.partitions("features.user_daily")),
                       rebuild_from, up_to_date=up_to_date)
     read = {(name, p): fingerprint((name, p)) for name in DAILY_INPUTS for p in plan.read_partitions
             if p in raw[name]}
@@ -163,6 +164,28 @@ def record_inputs(plan: DailyPlan, params_fit_ds: str, late_days: int) -> None:
         warehouse.write_arrow(INPUTS_TABLE, pa.Table.from_pylist(rows, schema=schema), day)
 
 
+def shop_has(name: str) -> bool:
+    """Whether the shop has this raw table (``SEGMENTS_RAW_TABLES``); the others read as empty."""
+    return name in settings_mod.load().raw_tables
+
+
+def primary_input() -> str:
+    """The raw table whose partitions make the days a run can build: raw.events, else raw.orders."""
+    return next(name for name in DAILY_INPUTS if shop_has(name))
+
+
 def read_raw(spark: SparkSession, name: str, partitions: list[str]) -> DataFrame:
-    """Raw rows of exactly these partitions (a partition filter: Spark lists only those directories)."""
+    """Raw rows of exactly these partitions (a partition filter: Spark lists only those directories); no
+    rows with the declared schema when the shop has no such table."""
+    if not shop_has(name):
+        return warehouse.empty_spark(spark, name)
     return warehouse.read_spark(spark, name).where(F.col(tables.PARTITION_COLUMN).isin(partitions))
+
+
+def read_users_snapshot(spark: SparkSession, ds: str) -> DataFrame:
+    """raw.users as of ds: its latest snapshot partition on or before ds (a shop may load attributes once
+    or daily); no rows when the shop has none."""
+    snapshots = [p for p in warehouse.partitions("raw.users") if p <= ds] if shop_has("raw.users") else []
+    if not snapshots:
+        return warehouse.empty_spark(spark, "raw.users")
+    return warehouse.read_spark(spark, "raw.users", ds=snapshots[-1])

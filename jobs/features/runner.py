@@ -26,9 +26,9 @@ from jobs.dates import shift
 from jobs.features import cleaning
 from jobs.features.cleaning_params import load_params
 from jobs.features.lifetime import build_lifetime
-from jobs.features.planning import plan_run, window_dates
+from jobs.features.planning import plan_run, primary_input, read_users_snapshot, window_dates
 from jobs.features.user_daily import build_user_daily
-from jobs.features.user_features import user_features
+from jobs.features.user_features import user_features, without_absent
 from jobs.features.window_state import CATEGORIES_TABLE, USERS_TABLE, build_window_state
 
 log = logging.getLogger(__name__)
@@ -51,9 +51,9 @@ def build_features(spark: SparkSession, ds: str, refit_params: bool = False,
                    rebuild_from: str | None = None) -> FeaturesSummary:
     """Clean, rebuild user_daily [ds-L, ds] (+ missing window days), lifetime [ds-L, ds], user_features ds."""
     late_days = settings_mod.load().late_data_days
-    raw_days = set(warehouse.partitions("raw.events"))
-    if ds not in raw_days:
-        raise warehouse.TableNotFound(f"raw.events has no partition ds={ds}")
+    primary = primary_input()
+    if ds not in set(warehouse.partitions(primary)):
+        raise warehouse.TableNotFound(f"{primary} has no partition ds={ds}")
     params = load_params(spark, ds, late_days, refit=refit_params)
     plan = plan_run(ds, late_days, params.fit_ds, rebuild_from)
     if plan.missing_days:
@@ -77,11 +77,12 @@ def build_features(spark: SparkSession, ds: str, refit_params: bool = False,
 
     daily = warehouse.read_spark(spark, "features.user_daily", since=window_dates(ds, RECENT_DAYS)[0],
                                until=shift(ds, 1))
-    users = cleaning.clean(warehouse.read_spark(spark, "raw.users", ds=ds), "raw.users", params, late_days).rows
+    users = cleaning.clean(read_users_snapshot(spark, ds), "raw.users", params, late_days).rows
     lifetime = warehouse.read_spark(spark, "features.user_lifetime", ds=ds)
     window = (warehouse.read_spark(spark, USERS_TABLE, ds=ds),
               warehouse.read_spark(spark, CATEGORIES_TABLE, ds=ds))
     features = user_features(daily, users.drop(cleaning.RAW_DS), lifetime, ds, window=window)
+    features = without_absent(features, settings_mod.load().raw_tables)
     warehouse.write_spark_dates(features, "features.user_features", [ds])
     active = warehouse.read_spark(spark, "features.user_features", ds=ds).count()
     return FeaturesSummary(ds=ds, daily_dates_built=plan.build_days, active_users=active,

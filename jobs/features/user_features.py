@@ -18,6 +18,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from core import feature_catalog, tables
 from core.feature_catalog import (
     AGE_BUCKETS,
     DAYPARTS,
@@ -31,7 +32,7 @@ from core.feature_catalog import (
     WINDOW_DAYS,
 )
 from core.settings import FEATURE_WINDOWS, SEQUENCE_DAYS
-from core.tables import UNKNOWN
+from core.tables import SPARK_TYPES, UNKNOWN
 from jobs.dates import shift
 from jobs.features.calendar import holiday_dates
 from jobs.features.lifetime import lifetime_states
@@ -115,6 +116,15 @@ def user_features(
     result = result.fillna(UNKNOWN, subset=["gender", "occupation", "city_tier", "device", "age_bucket"])
     result = result.withColumn("ds", F.lit(ds))
     return result.drop(*[c for c in result.columns if c.startswith("_")])
+
+
+def without_absent(features: DataFrame, raw_tables: tuple[str, ...]) -> DataFrame:
+    """The features a shop without their source table cannot have set to null (not zeros, which would
+    tell the model that nobody ever viewed anything); see ``feature_catalog.absent``."""
+    gone = {f.name for f in feature_catalog.absent(raw_tables)}
+    types = dict(tables.table("features.user_features").columns)
+    return features.select(*[F.lit(None).cast(SPARK_TYPES[types[c]]).alias(c) if c in gone else F.col(c)
+                             for c in features.columns])
 
 
 def _measures() -> dict[str, tuple[Column, Column]]:

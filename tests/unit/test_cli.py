@@ -33,7 +33,7 @@ def test_run_follows_the_daily_chain_in_one_spark_session(monkeypatch):
         monkeypatch.setattr(cli, f"cmd_{command}", recorder(command))
     assert cli.main(["run", "--ds", "2026-03-01"]) == 0
     assert [(command, table) for command, table, _, _ in calls] == [
-        ("validate", "raw.events"), ("features", None), ("validate", "features.user_features"),
+        ("validate", "raw"), ("features", None), ("validate", "features.user_features"),
         ("score", None), ("validate", "segments.user_segments"), ("profiles", None), ("publish", None)]
     assert {(ds, spark) for _, _, ds, spark in calls} == {("2026-03-01", session)} and started == [session]
 

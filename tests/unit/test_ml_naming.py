@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.naming import ACTIONS, as_mapping, name_segments, names_from_features
+from ml.naming import ACTIONS, as_mapping, name_segments, names_from_features, score_table
 
 COLUMNS = ["revenue_90d", "purchases_30d", "views_30d", "discount_share_90d", "activity_trend",
            "recency_days", "tenure_days"]
@@ -75,11 +75,31 @@ def test_uninformative_profiles_fall_back_to_segment_id():
     assert [lab.name for lab in labels.values()] == ["segment_0", "segment_1"]
 
 
-def test_missing_profile_features_are_neutral():
-    # Only discount and views known: the discount-heavy segment is still the bargain hunter.
+def test_a_rule_needs_the_features_it_names():
+    # Only discount and views known: bargain_hunter also needs a purchase count and window_shopper a
+    # purchase count and revenue, so no rule can be scored and the segments keep their ids.
     df = pd.DataFrame({"discount_share_90d": [0.8, 0.1, 0.1], "views_30d": [10.0, 100.0, 1.0]})
-    labels = name_segments(df)
-    assert labels[0].name == "bargain_hunter" and labels[1].name == "window_shopper"
+    assert [lab.name for lab in name_segments(df).values()] == ["segment_0", "segment_1", "segment_2"]
+
+
+def test_a_purchase_log_never_gets_clickstream_names():
+    # Orders only (the clickstream families are null): purchase counts come from orders, trends from
+    # spend, age from the first order. Segment 0 spends and buys most, 1 is the discount buyer, 2 fades,
+    # 3 is new and ramping up; window_shopper (needs views) is never handed out, even to the idle 4.
+    df = pd.DataFrame({
+        "revenue_90d": [900.0, 300.0, 200.0, 150.0, 20.0],
+        "orders_30d": [8.0, 3.0, 1.0, 3.0, 0.0],
+        "discount_share_90d": [0.05, 0.6, 0.1, 0.1, 0.1],
+        "spend_trend": [0.0, 0.0, -1.2, 1.0, 0.0],
+        "recency_days": [2.0, 5.0, 40.0, 3.0, 60.0],
+        "days_since_first_seen": [300.0, 250.0, 280.0, 20.0, 200.0],
+        "active_days_30d": [10.0, 4.0, 1.0, 4.0, 0.0],
+        "views_30d": [np.nan] * 5,
+        "purchases_30d": [np.nan] * 5,
+    })
+    names = [lab.name for lab in name_segments(df).values()]
+    assert names == ["high_value_loyal", "bargain_hunter", "at_risk", "new_and_growing", "occasional"]
+    assert "window_shopper" not in score_table(df).columns
 
 
 def test_profiles_from_features_and_empty_segment():
