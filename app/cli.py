@@ -178,6 +178,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     done(f"ablation of {len(table)} configurations on ds={args.ds} -> {out}")
 
 
+def cmd_evaluate_future(args: argparse.Namespace) -> None:
+    from ml.future import evaluate_future_warehouse, format_report
+
+    done = _step("evaluate-future")
+    result = evaluate_future_warehouse(args.cutoff, horizon=args.horizon, k=args.k)
+    print(format_report(result))
+    done(f"MLflow run {result.run_id} (experiment segments-future-eval); report {result.report_dir}")
+
+
 def cmd_score(args: argparse.Namespace, spark=None) -> None:
     from jobs.score import resolve_champion, score
 
@@ -373,7 +382,17 @@ def _add_training_commands(add: AddCommand) -> None:
                    help="also evaluate the default method with an N-seed ensemble student (0: skip)")
     p.add_argument("--epochs", type=_positive, default=None, help="max epochs (default SEGMENTS_TRAIN_EPOCHS)")
     p.add_argument("--seed", type=int, default=None, help="first seed (default SEGMENTS_SEED); the retrain uses seed+1")
-
+    p = add("evaluate-future", cmd_evaluate_future, "Do the segments say what customers will do next? "
+            "For the customers with a completed order by the cutoff: eta squared of log(1 + future spend) "
+            "and churn AUC over the next --horizon days, for segments.user_segments of the cutoff and two "
+            "baselines (RFM K-means, RFM quintiles) at the same k; logs an MLflow run and writes a report "
+            "with a plot.", with_ds=False)
+    p.add_argument("--cutoff", type=_date, required=True, help="date D of the segments (YYYY-MM-DD, UTC day)")
+    p.add_argument("--horizon", type=_positive, default=90,
+                   help="days after the cutoff whose orders are the outcome (default 90); raw.orders "
+                   "must have them")
+    p.add_argument("--k", type=_positive, default=None,
+                   help="k of the baselines (default: the platform's number of segments, at most 10)")
 
 
 def _add_model_commands(sub: argparse._SubParsersAction) -> None:

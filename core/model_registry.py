@@ -55,10 +55,11 @@ def mlflow_client() -> "MlflowClient":
     return MlflowClient(tracking_uri=s.mlflow_tracking_uri, registry_uri=s.mlflow_tracking_uri)
 
 
-def configure_mlflow() -> str:
+def configure_mlflow(experiment_name: str = EXPERIMENT_NAME) -> str:
     """Point MLflow at the platform's server, ensure the experiment exists, make it active.
 
-    Returns the experiment id.
+    Training logs to ``EXPERIMENT_NAME``, with artifacts at the artifact root; another experiment (the
+    future-behaviour evaluation) gets a folder of its own under that root. Returns the experiment id.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -67,15 +68,16 @@ def configure_mlflow() -> str:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     s = _set_uris()
     client = mlflow.tracking.MlflowClient(tracking_uri=s.mlflow_tracking_uri)
-    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
+        root = s.mlflow_artifact_root.rstrip("/")
+        location = root if experiment_name == EXPERIMENT_NAME else f"{root}/{experiment_name}"
         try:
-            experiment_id = client.create_experiment(
-                EXPERIMENT_NAME, artifact_location=_artifact_location(s.mlflow_artifact_root)
-            )
+            experiment_id = client.create_experiment(experiment_name,
+                                                     artifact_location=_artifact_location(location))
         except MlflowException:
             # Another process created it between our lookup and create: use theirs.
-            experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+            experiment = client.get_experiment_by_name(experiment_name)
             if experiment is None:
                 raise
             experiment_id = experiment.experiment_id
