@@ -13,7 +13,7 @@ AIRFLOW_ENV := .venv-airflow
 PYTEST_JOB := $(JOB_ENV)/bin/python -m pytest -p no:cacheprovider
 PYTEST_AIRFLOW := $(AIRFLOW_ENV)/bin/python -m pytest -p no:cacheprovider
 
-.PHONY: help prereqs install demo test test-fast lock clean bench-score bench-features ablation
+.PHONY: help prereqs install demo test test-fast lock clean bench-score bench-features ablation example
 
 help:
 	@echo "make demo       install, seed a synthetic warehouse, train, run the daily DAG for 3 dates"
@@ -25,6 +25,7 @@ help:
 	@echo "make bench-features  feature stage, Spark vs DuckDB: daily run + full rebuild (N=200000 users, D=90 days)"
 	@echo "make bench-ingest    segments ingest vs a plain DuckDB COPY, CSV and Parquet (ROWS=3000000 orders, 90 days)"
 	@echo "make ablation   teacher methods x metrics on a seeded 50k-user warehouse -> bench/ABLATION.md"
+	@echo "make example    the worked example on real purchases (The Complete Journey): ingest, train, label, evaluate"
 	@echo "make clean      delete generated state under var/ (keeps the environments)"
 
 prereqs:
@@ -88,6 +89,11 @@ bench-features: install
 ROWS ?= 3000000
 bench-ingest: install
 	$(JOB_ENV)/bin/python -m bench.bench_ingest --rows $(ROWS) --days $(D) $(if $(BENCH_HOME),--home $(BENCH_HOME))
+
+# The worked public example: a real purchase log through the whole platform, evaluated by the next 90 days
+# against RFM baselines (examples/completejourney/run.sh; CUTOFFS="..." to change the dates).
+example: install
+	examples/completejourney/run.sh
 
 # Segmentation ablation (ml/ablation.py): seeds var/bench/ablation once (ABLATION_USERS, default 50000).
 ablation: install

@@ -59,3 +59,18 @@ def test_airflow_environment_is_low_parallelism_and_local_spark(platform_home, m
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
     assert '"host": "local[2]"' in env["AIRFLOW_CONN_SPARK_DEFAULT"]
     assert env["AIRFLOW__CORE__DAGS_FOLDER"].endswith("/dags")
+
+
+def test_raw_tables_name_the_shop_profile_and_its_teacher(monkeypatch):
+    monkeypatch.delenv("SEGMENTS_SEGMENT_METHOD", raising=False)
+    monkeypatch.setenv("SEGMENTS_RAW_TABLES", "users, orders")  # short names, any order: contract order back
+    s = settings.load()
+    assert s.raw_tables == ("raw.orders", "raw.users") and s.segment_method == "rfm_kmeans"
+    monkeypatch.setenv("SEGMENTS_RAW_TABLES", "raw.events")
+    assert settings.load().segment_method == "sequence_kmeans"
+    monkeypatch.setenv("SEGMENTS_SEGMENT_METHOD", "feature_kmeans")  # an explicit method wins
+    assert settings.load().segment_method == "feature_kmeans"
+    for bad in ("raw.users", "raw.events,raw.clicks"):  # no activity table; an unknown table
+        monkeypatch.setenv("SEGMENTS_RAW_TABLES", bad)
+        with pytest.raises(settings.BadSetting, match="SEGMENTS_RAW_TABLES"):
+            settings.load()
