@@ -36,6 +36,8 @@ _LOG_MARKERS = (
     "avg_order_value",
     "dwell_per_view",
     "tenure_days",
+    "lifetime_orders",
+    "lifetime_revenue",
 )
 # Recency of something that never happened is missing: "longest ago" is the honest fill, not the median.
 _FILL_WITH_MAX = ("recency_days",)

@@ -32,8 +32,11 @@ from ml.runtime.preprocessor import Preprocessor
 
 METHODS: tuple[str, ...] = ("rfm_kmeans", "feature_kmeans", "sequence_kmeans")
 DEFAULT_METHOD = "sequence_kmeans"
-# Recency / frequency / monetary columns of the feature contract (purchase-based, 90-day window).
-RFM_COLUMNS: tuple[str, ...] = ("purchase_recency_days", "orders_90d", "revenue_90d")
+# Recency / frequency / monetary columns of the feature contract: purchase recency, and frequency and
+# monetary over the 90-day window and the whole history (the lifetime pair lifted a purchase log's
+# segments level with K-means on whole-history RFM, docs/model.md "Teacher methods").
+RFM_COLUMNS: tuple[str, ...] = ("purchase_recency_days", "orders_90d", "revenue_90d", "lifetime_orders",
+                                "lifetime_revenue")
 # Demographic inputs the student may use but behaviour segments ignore.
 DEMOGRAPHIC_NUMERIC: tuple[str, ...] = ("age",)
 PCA_VARIANCE = 0.9  # share of variance the PCA keeps (feature_kmeans and sequence_kmeans)
@@ -86,7 +89,7 @@ def behaviour_columns(pre: Preprocessor) -> list[str]:
 
 
 def rfm_matrix(pre: Preprocessor, static: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """[N, 3] standardised R, F, M (the preprocessor already log1p'd and z-scored them)."""
+    """[N, 5] standardised R, F, M, lifetime F and M (the preprocessor already log1p'd and z-scored them)."""
     idx = _numeric_index(pre, RFM_COLUMNS)
     return static[:, pre.numeric_slice][:, idx].astype(np.float64), list(RFM_COLUMNS)
 

@@ -18,7 +18,8 @@ from ml.teacher import (
     sequence_matrix,
 )
 
-NUMERIC = ["purchase_recency_days", "orders_90d", "revenue_90d", "views_30d", "age"]
+NUMERIC = ["purchase_recency_days", "orders_90d", "revenue_90d", "lifetime_orders", "lifetime_revenue", "views_30d",
+           "age"]
 SMALL = dict(numeric=NUMERIC, categorical=["device"], channels=["seq_sessions"], days=4)
 
 
@@ -30,6 +31,8 @@ def frame(n: int = 12, seed: int = 0) -> pd.DataFrame:
             "purchase_recency_days": rng.integers(0, 60, n).astype(float),
             "orders_90d": rng.integers(0, 9, n).astype(float),
             "revenue_90d": rng.uniform(0, 500, n),
+            "lifetime_orders": rng.integers(1, 30, n).astype(float),
+            "lifetime_revenue": rng.uniform(0, 2000, n),
             "views_30d": rng.integers(0, 99, n).astype(float),
             "age": rng.integers(18, 70, n).astype(float),
             "device": rng.choice(["mobile", "desktop"], n),
@@ -44,14 +47,14 @@ def blobs(centres: np.ndarray, per: int, spread: float, seed: int) -> tuple[np.n
     return x, np.repeat(np.arange(len(centres)), per)
 
 
-def test_rfm_matrix_is_the_three_standardised_rfm_columns():
+def test_rfm_matrix_is_the_standardised_rfm_columns():
     df = frame()
     pre = fit_preprocessor(df, **SMALL)
     static, _ = pre.to_arrays(df)
     x, names = rfm_matrix(pre, static)
-    assert names == list(RFM_COLUMNS) and x.shape == (12, 3)
+    assert names == list(RFM_COLUMNS) and x.shape == (12, 5)
     # The preprocessor's z-scores of those columns, unchanged: mean 0, std 1 on the fitting frame.
-    np.testing.assert_allclose(x, static[:, :3], atol=1e-6)
+    np.testing.assert_allclose(x, static[:, :5], atol=1e-6)
     np.testing.assert_allclose(x.mean(axis=0), 0, atol=1e-5)
 
 
@@ -65,7 +68,8 @@ def test_rfm_matrix_names_a_missing_contract_column():
 
 def test_behaviour_columns_follow_the_contract_and_drop_demographics():
     pre = fit_preprocessor(frame(), **SMALL)
-    assert behaviour_columns(pre) == ["purchase_recency_days", "orders_90d", "revenue_90d", "views_30d"]
+    assert behaviour_columns(pre) == ["purchase_recency_days", "orders_90d", "revenue_90d", "lifetime_orders",
+                                      "lifetime_revenue", "views_30d"]
 
 
 def test_feature_matrix_keeps_90_percent_of_the_variance():
@@ -74,9 +78,9 @@ def test_feature_matrix_keeps_90_percent_of_the_variance():
     static, _ = pre.to_arrays(df)
     x, names, info = feature_matrix(pre, static, seed=0)
     assert x.shape == (40, len(names)) and info["pca_components"] == len(names)
-    # 5 numeric + device one-hot [unknown, desktop, mobile]; 'unknown' never occurs, so it is constant
-    # and left out: 7 varying input columns.
-    assert info["pca_explained_variance"] >= 0.9 and static.shape[1] == 8 and info["pca_input_dims"] == 7
+    # 7 numeric + device one-hot [unknown, desktop, mobile]; 'unknown' never occurs, so it is constant
+    # and left out: 9 varying input columns.
+    assert info["pca_explained_variance"] >= 0.9 and static.shape[1] == 10 and info["pca_input_dims"] == 9
 
 
 def test_pca_drops_constant_columns_and_handles_an_all_constant_block():
@@ -98,7 +102,7 @@ def test_sequence_matrix_whitens_behaviour_and_weights_the_embedding():
     # Whitened blocks: unit variance per behaviour component, EMBEDDING_WEIGHT (0.6) per embedding one.
     np.testing.assert_allclose(x[:, :n_beh].std(axis=0, ddof=1), 1.0, rtol=1e-6)
     np.testing.assert_allclose(x[:, n_beh:].std(axis=0, ddof=1), 0.6, rtol=1e-6)
-    assert info["pca_input_dims"] == 4  # age is left out
+    assert info["pca_input_dims"] == 6  # age is left out
 
 
 def test_select_k_finds_the_planted_k_on_separated_blobs():
@@ -119,10 +123,11 @@ def test_select_k_with_a_fixed_k_keeps_it_and_still_reports_the_curve():
 
 
 def test_run_teacher_rfm_recovers_blobs_and_reports_silhouette():
-    # Two groups of users far apart on R, F and M: the baseline finds them with k chosen in 2..4.
+    # Two groups of users far apart on R, F and M (90 days and lifetime): found with k chosen in 2..4.
     df = frame(40)
-    df.loc[:19, ["purchase_recency_days", "orders_90d", "revenue_90d"]] = [2.0, 8.0, 900.0]
-    df.loc[20:, ["purchase_recency_days", "orders_90d", "revenue_90d"]] = [80.0, 0.0, 0.0]
+    rfm = ["purchase_recency_days", "orders_90d", "revenue_90d", "lifetime_orders", "lifetime_revenue"]
+    df.loc[:19, rfm] = [2.0, 8.0, 900.0, 20.0, 3000.0]
+    df.loc[20:, rfm] = [80.0, 0.0, 0.0, 1.0, 20.0]
     df["revenue_90d"] += np.arange(40) * 0.01
     pre = fit_preprocessor(df, **SMALL)
     static, seq = pre.to_arrays(df)
