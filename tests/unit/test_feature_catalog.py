@@ -63,3 +63,27 @@ def test_unknown_feature_names_are_rejected():
     assert feature_catalog.feature("revenue_90d").unit == "currency"
     with pytest.raises(KeyError, match="revenu_90d"):
         feature_catalog.feature("revenu_90d")
+
+
+def test_each_feature_has_a_source_and_a_shop_has_what_its_tables_give():
+    assert all(f.source in feature_catalog.SOURCES for f in feature_catalog.FEATURES)
+    purchase_log = {f.name for f in feature_catalog.available(("raw.orders",))}
+    # Orders give money and, as activity, recency and lifetime state; never views, rates or attributes.
+    assert {"orders_90d", "revenue_90d", "recency_days", "lifetime_orders", "seq_revenue"} <= purchase_log
+    assert not {"views_30d", "view_to_cart_30d", "device", "age", "seq_views"} & purchase_log
+    clickstream = {f.name for f in feature_catalog.available(("raw.events",))}
+    assert "recency_days" in clickstream and "revenue_90d" not in clickstream  # purchase events, no money
+    assert feature_catalog.families(feature_catalog.available(("raw.orders",))) == [
+        "recency", "activity", "money", "time_pattern", "trend", "lifetime", "sequence"]
+    every = ("raw.events", "raw.orders", "raw.users")
+    assert feature_catalog.absent(every) == () and len(feature_catalog.available(every)) == len(
+        feature_catalog.FEATURES)
+
+
+def test_the_features_suite_skips_what_the_shop_cannot_have():
+    from jobs.quality import applicable, load_suite_spec
+
+    spec = load_suite_spec("features.user_features")
+    columns = {e["kwargs"].get("column") for e in applicable(spec, ("raw.orders",))["expectations"]}
+    assert "orders_90d" in columns and "views_30d" not in columns and "user_id" in columns
+    assert applicable(spec, ("raw.events", "raw.orders", "raw.users")) == spec
