@@ -355,8 +355,9 @@ def _add_data_commands(add: AddCommand) -> None:
                    "(SEGMENTS_RAW_TABLES) that has a suite")
     p.add_argument("--engine", choices=("spark", "pandas"), default=None,
                    help="GX execution engine (default: the one the suite declares in its meta)")
-    add("score", cmd_score, "Score every user of features.user_features for ds with the champion model "
-        "inside Spark; writes segments.user_segments.")
+    add("score", cmd_score, "Label every customer ever seen as of ds: the users of features.user_features "
+        "with the champion model inside Spark, the others lapsed or churned from the lifetime state; writes "
+        "segments.user_segments.")
     add("profiles", cmd_profiles, "Write segments.segment_profiles for ds (size, share, feature means).")
     add("publish", cmd_publish, "Publish ds labels and profiles to the BI database in one transaction.")
     add("run", cmd_run, f"The daily chain for one date without Airflow, in one Spark session: {describe()}.")
