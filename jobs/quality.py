@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 SUITES_DIR = REPO_ROOT / "expectations"
 Engine = Literal["spark", "pandas"]
 ENGINES: tuple[Engine, ...] = ("spark", "pandas")
+MISSING, EMPTY = "partition_exists", "partition_has_rows"  # the checks before a suite can run
 
 
 class ValidationFailed(PlatformError):
@@ -72,6 +73,10 @@ class ValidationOutcome:
     def message(self) -> str:
         if self.success:
             return f"{self.table} ds={self.ds}: all {self.evaluated} expectations passed on {self.rows} rows"
+        if self.evaluated == 0:  # nothing to run the suite on: say which of the two it is
+            return f"{self.table} ds={self.ds}: " + (
+                "no partition: the data has not arrived (or the upstream stage has not run)"
+                if self.failures[0].expectation == MISSING else "the partition exists but holds no rows")
         details = "; ".join(f.describe() for f in self.failures)
         docs = f" (Data Docs: {self.data_docs})" if self.data_docs else ""
         return (
@@ -197,8 +202,9 @@ def validate(table_name: str, ds: str, engine: Engine = "spark", spark: "SparkSe
             df = None
         empty = df is None or df.empty
     if empty:
+        missing = ds not in warehouse.partitions(table_name)
         outcome = ValidationOutcome(table_name, ds, rows=0, evaluated=0,
-                                    failures=[FailedExpectation("partition_has_rows", None, None, None)])
+                                    failures=[FailedExpectation(MISSING if missing else EMPTY, None, None, None)])
     else:
         outcome = validate_dataframe(df, table_name, ds, engine)
     record(outcome)

@@ -116,3 +116,15 @@ def test_bad_partition_stops_the_run_and_keeps_what_was_published(platform, spar
         assert query("SELECT ds, count(*) FROM segments.user_segments GROUP BY ds")[1] == published_before
     finally:  # restore for the tests that follow, also when an assertion above failed
         warehouse.write_arrow("raw.events", events, BAD_DS)
+
+
+def test_missing_and_empty_partitions_fail_their_gate_with_different_messages(platform):
+    with pytest.raises(quality.ValidationFailed, match="ds=2026-05-01: no partition: the data has not arrived"):
+        quality.validate("raw.orders", "2026-05-01", engine="pandas")
+    # A day the shop was closed: ingest writes an empty partition, which is there but holds nothing.
+    warehouse.write_arrow("raw.orders", tables.table("raw.orders").arrow_schema().empty_table(), "2026-05-02")
+    try:
+        with pytest.raises(quality.ValidationFailed, match="ds=2026-05-02: the partition exists but holds no rows"):
+            quality.validate("raw.orders", "2026-05-02", engine="pandas")
+    finally:
+        warehouse.delete_partition("raw.orders", "2026-05-02")
