@@ -227,9 +227,11 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def cmd_sql(args: argparse.Namespace) -> None:
-    from jobs.publish import query
+    from jobs.bi_access import query
 
     columns, rows = query(args.query)
+    if not columns:  # a statement without a result set (e.g. SET): nothing to print
+        return
     widths = [max([len(c)] + [len(str(r[i])) for r in rows]) for i, c in enumerate(columns)]
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
     for row in rows:
@@ -292,6 +294,28 @@ def cmd_model_rollback(args: argparse.Namespace) -> None:
     print(f"{name}: champion rolled back to v{restored}" + (f" (v{demoted} demoted)" if demoted else ""))
 
 
+def cmd_bi_grant_reader(args: argparse.Namespace) -> None:
+    from jobs.bi_access import grant_reader
+
+    password = None
+    if args.password_env:  # the name of a variable: a password never appears on a command line
+        password = os.environ.get(args.password_env, "")
+        if not password:
+            raise PlatformError(f"--password-env {args.password_env}: the variable is not set or empty",
+                                hint=f"export {args.password_env}=... first (or omit --password-env for a "
+                                "NOLOGIN group role)")
+    grant = grant_reader(args.role, password)
+    if password:
+        how = f"LOGIN, password from ${args.password_env}"
+    elif grant.login:
+        how = "LOGIN, password unchanged"
+    else:
+        how = f'NOLOGIN: grant it to BI users, GRANT "{grant.role}" TO ...'
+    print(f"{'created' if grant.created else 'updated'} role {grant.role} ({how}): reads schema segments of "
+          f"{grant.target}, tables published later included; nothing else"
+          + ("; revoked CREATE on schema public from PUBLIC" if grant.revoked_public_create else ""))
+
+
 # --- parser -----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -314,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_commands(add)
     _add_training_commands(add)
     _add_model_commands(sub)
+    _add_bi_commands(sub)
     return parser
 
 
@@ -396,11 +421,15 @@ def _add_training_commands(add: AddCommand) -> None:
                    help="k of the baselines (default: the platform's number of segments, at most 10)")
 
 
+def _command_group(sub: argparse._SubParsersAction, name: str, text: str) -> argparse._SubParsersAction:
+    """``segments NAME ACTION``: a command whose actions are subcommands."""
+    p = sub.add_parser(name, help=text, description=text)
+    return p.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
+
+
 def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     """``segments model list|promote|rollback``: the registered versions."""
-    p = sub.add_parser("model", help="Registered segmenter versions: list, promote, roll back.",
-                       description="Registered segmenter versions: list, promote, roll back.")
-    model_sub = p.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    model_sub = _command_group(sub, "model", "Registered segmenter versions: list, promote, roll back.")
     m = model_sub.add_parser("list", help="versions, aliases, ds, held-out macro-F1, creation time",
                              description="List registered versions with aliases, ds, held-out macro-F1 "
                              "and creation time.")
@@ -416,6 +445,20 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
                              "consumed; undo with promote --version).")
     m.add_argument("--reason", default="rolled back by hand", help="why (stored on the model versions)")
     m.set_defaults(func=cmd_model_rollback)
+
+
+def _add_bi_commands(sub: argparse._SubParsersAction) -> None:
+    """``segments bi grant-reader``: access to the BI database for BI tools."""
+    bi_sub = _command_group(sub, "bi", "Access to the BI database for BI tools: a read-only role.")
+    b = bi_sub.add_parser("grant-reader", help="a PostgreSQL role that reads schema segments, nothing else",
+                          description="Create (if missing) a PostgreSQL role that can read schema segments "
+                          "of the BI database and nothing else, tables published later included; safe to "
+                          "run again. Needs a PostgreSQL SEGMENTS_BI_URL whose user has CREATEROLE.")
+    b.add_argument("role", help="the role name (used as given: case and spaces kept)")
+    b.add_argument("--password-env", default=None, metavar="VAR",
+                   help="LOGIN role with the password in environment variable VAR (default: a NOLOGIN group "
+                   "role to grant to BI users)")
+    b.set_defaults(func=cmd_bi_grant_reader)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,15 +7,29 @@ Tables in schema ``segments`` of the BI database:
   so BI charts of segment sizes over time work.
 - ``publish_log``: one row per published ds.
 
-Readers see either the previous complete version or the new one: everything happens in one
-transaction (DuckDB's, or PostgreSQL's with MVCC). No Spark: the data is one row per user.
+Readers see either the previous complete version or the new one, and are never blocked:
+- PostgreSQL: one transaction (MVCC); publishers queue on a table lock.
+- DuckDB: a file has one writer or many readers, never both, so the file readers open is never
+  written. A publisher copies it to a new file beside it, commits the transaction there and renames
+  the new file over the old one (``os.replace``, atomic): a reader that opened the old file keeps
+  reading it; the next one opens the new file. Publishers queue on ``<file>.lock`` (flock).
+No Spark: the data is one row per user. Reading is in ``jobs.bi_access``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import fcntl
 import logging
+import os
+import shutil
+import socket
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pyarrow as pa
 
@@ -23,9 +37,15 @@ from core import settings as settings_mod
 from core import tables, warehouse
 from core.errors import PlatformError
 
+# BiDatabaseMissing and query are re-exported: callers from before jobs.bi_access import them from here.
+from jobs.bi_access import SCHEMA, BiDatabaseMissing, connect_postgres, postgres_target, query  # noqa: F401
+
 log = logging.getLogger(__name__)
 
-SCHEMA = "segments"
+# How long a publisher waits for another one to finish before it gives up. A publish takes seconds;
+# minutes of waiting mean a stuck publisher, which an operator should look at.
+PUBLISH_WAIT_S = 300
+
 # Published columns; their types come from the catalog declarations.
 USER_SEGMENT_COLUMNS = ["user_id", "segment_id", "segment_name", "confidence", "model_name", "model_version",
                         "lifecycle", "days_since_last_active"]
@@ -43,8 +63,8 @@ _SQL_TYPES = {
 }
 
 
-class BiDatabaseMissing(PlatformError):
-    hint = "publish a date first: segments publish --ds YYYY-MM-DD (or make demo)"
+class PublishBusy(PlatformError):
+    hint = "another segments publish is running (or stuck: see the process named); retry when it is done"
 
 
 @dataclass
@@ -72,10 +92,11 @@ def publish(ds: str) -> PublishSummary:
     s = settings_mod.load()
     labels, profiles = _load(ds)
     if labels.num_rows == 0:
-        raise ValueError(f"segments.user_segments ds={ds} is empty: nothing to publish")
+        raise PlatformError(f"segments.user_segments ds={ds} is empty: nothing to publish",
+                            hint=f"score the date first: segments score --ds {ds}")
     if s.bi_is_postgres:
         replaced = _publish_postgres(s.bi_url, ds, labels, profiles)
-        target = "postgresql://" + s.bi_url.split("@")[-1]  # never echo credentials
+        target = postgres_target(s.bi_url)  # never echo credentials
     else:
         replaced = _publish_duckdb(Path(s.bi_url), ds, labels, profiles)
         target = s.bi_url
@@ -97,9 +118,50 @@ _CREATE = [
 
 
 def _publish_duckdb(path: Path, ds: str, labels: pa.Table, profiles: pa.Table) -> bool:
+    """Publish into a copy of the file, then swap the copy in: the file readers have open is never written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _publisher_lock(path):
+        _remove_leftovers(path)
+        new = path.with_name(f"{path.name}.publish-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        try:
+            if path.exists():
+                _copy_current(path, new)
+            replaced = _apply_duckdb(new, ds, labels, profiles)
+            _fsync(new)
+            # The old WAL must not outlive its file: DuckDB would replay it onto the new file. Between the
+            # two steps a new reader sees the old file without it, an older but complete version.
+            _wal(path).unlink(missing_ok=True)
+            os.replace(new, path)
+            _fsync(path.parent)
+        finally:
+            _remove_leftovers(path)
+    return replaced
+
+
+def _copy_current(path: Path, new: Path) -> None:
+    """Copy the published file, and the WAL a killed writer left beside it, to ``new``.
+
+    Under a POSIX read lock, the kind DuckDB itself takes: it is refused while a read-write connection
+    (a BI tool that ignored read-only) has the file open and could be changing it under the copy.
+    """
+    with open(path, "rb") as current:
+        try:
+            fcntl.lockf(current, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            raise PlatformError(f"cannot publish: another process has {path} open read-write",
+                                hint="BI tools must open the file read-only (duckdb -readonly, "
+                                "read_only=True); only segments publish writes it") from None
+        with open(new, "wb") as copy:
+            shutil.copyfileobj(current, copy)
+        shutil.copymode(path, new)
+        if _wal(path).exists():  # committed, not yet checkpointed writes of a killed writer: replayed on open
+            shutil.copyfile(_wal(path), _wal(new))
+
+
+def _apply_duckdb(path: Path, ds: str, labels: pa.Table, profiles: pa.Table) -> bool:
     import duckdb
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # On failure the copy is closed uncommitted and thrown away: the published file was never touched.
     con = duckdb.connect(str(path))
     try:
         con.execute("BEGIN TRANSACTION")
@@ -117,23 +179,84 @@ def _publish_duckdb(path: Path, ds: str, labels: pa.Table, profiles: pa.Table) -
         con.execute(f"DELETE FROM {SCHEMA}.publish_log WHERE ds = ?", [ds])
         con.execute(f"INSERT INTO {SCHEMA}.publish_log VALUES (?, ?, ?)", [ds, labels.num_rows, profiles.num_rows])
         con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+        con.execute("CHECKPOINT")  # everything into the file itself: a WAL beside it would not be renamed
     finally:
         con.close()
+    if _wal(path).exists():
+        raise PlatformError(f"DuckDB left {_wal(path)} after a checkpoint: the new version is not published")
     return replace_current
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + ".wal")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Remove the copies (with their WAL and spill directory) dead publishers left; call under the lock."""
+    for leftover in path.parent.glob(f"{path.name}.publish-*"):
+        log.info("removing %s, left by an interrupted publish", leftover)
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _publisher_lock(path: Path) -> Iterator[None]:
+    """Hold ``<path>.lock`` exclusively, waiting at most PUBLISH_WAIT_S for another publisher.
+
+    flock, not a lock file that exists or not: the kernel releases it when its holder dies, so a killed
+    publisher never blocks the next one. The holder writes who it is into the file for the waiters.
+    """
+    lock_path = path.with_name(path.name + ".lock")
+    with open(lock_path, "a+") as lock:
+        deadline = time.monotonic() + PUBLISH_WAIT_S
+        waiting = False
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                lock.seek(0)
+                holder = lock.read().strip() or "a process that has not said who it is"
+                if time.monotonic() >= deadline:
+                    raise PublishBusy(f"another publish to {path} has held {lock_path} for more than "
+                                      f"{PUBLISH_WAIT_S:g} s: {holder}") from None
+                if not waiting:
+                    log.info("waiting for another publish to %s: %s", path, holder)
+                    waiting = True
+                time.sleep(0.2)
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()} on {socket.gethostname()}, since "
+                   f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC")
+        lock.flush()
+        yield  # closing the file releases the lock
 
 
 def _publish_postgres(url: str, ds: str, labels: pa.Table, profiles: pa.Table) -> bool:
     import psycopg
 
-    with psycopg.connect(url) as con:  # one transaction: committed on success, rolled back on error
+    with connect_postgres(url) as con:  # one transaction: committed on success, rolled back on error
         with con.cursor() as cur:
             for stmt in _CREATE:
                 cur.execute(stmt)
-            # Serialise concurrent publishers; readers are never blocked (MVCC).
-            cur.execute(f"LOCK TABLE {SCHEMA}.user_segments IN EXCLUSIVE MODE")
+            # Serialise concurrent publishers, the waiting one for at most PUBLISH_WAIT_S; readers are
+            # never blocked (MVCC).
+            cur.execute(f"SET LOCAL lock_timeout = '{PUBLISH_WAIT_S}s'")
+            try:
+                cur.execute(f"LOCK TABLE {SCHEMA}.user_segments IN EXCLUSIVE MODE")
+            except psycopg.errors.LockNotAvailable:
+                raise PublishBusy(f"another publish to {postgres_target(url)} has held "
+                                  f"{SCHEMA}.user_segments for more than {PUBLISH_WAIT_S:g} s") from None
             cur.execute(f"SELECT max(ds) FROM {SCHEMA}.user_segments")
             newest = cur.fetchone()[0]
             replace_current = newest is None or ds >= newest
@@ -153,24 +276,3 @@ def _copy(cur, target: str, data: pa.Table) -> None:
     with cur.copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
         for row in zip(*(col.to_pylist() for col in data.columns)):
             copy.write_row(row)
-
-
-def query(sql: str) -> tuple[list[str], list[tuple]]:
-    """Run one read-only query against the BI database (what a BI tool sees)."""
-    s = settings_mod.load()
-    if s.bi_is_postgres:
-        import psycopg
-
-        with psycopg.connect(s.bi_url) as con, con.cursor() as cur:
-            cur.execute(sql)
-            return [d.name for d in cur.description], cur.fetchall()
-    import duckdb
-
-    if not Path(s.bi_url).exists():
-        raise BiDatabaseMissing(f"the BI database {s.bi_url} does not exist yet")
-    con = duckdb.connect(s.bi_url, read_only=True)
-    try:
-        cur = con.execute(sql)
-        return [d[0] for d in cur.description], cur.fetchall()
-    finally:
-        con.close()
