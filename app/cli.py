@@ -125,7 +125,7 @@ def cmd_validate(args: argparse.Namespace, spark=None) -> None:
     for name in names:
         done = _step("validate")
         engine = getattr(args, "engine", None) or default_engine(name)
-        if engine == "spark":
+        if engine == "spark" or name.startswith("raw."):  # raw gates also count cleaning's rejects in Spark
             spark = spark or _spark()
         outcome = validate(name, args.ds, engine=engine, spark=spark)
         done(outcome.message())

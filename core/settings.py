@@ -89,15 +89,32 @@ def _raw_tables(value: str) -> tuple[str, ...]:
     return tuple(t for t in RAW_TABLES if t in names)
 
 
-def fraction(value: str, name: str) -> float:
-    """A number in [0, 1] (SEGMENTS_INGEST_MAX_SHRINK, and `segments ingest --max-shrink`)."""
+def _ratio_range(value: str, name: str) -> tuple[float, float]:
+    """'LOW-HIGH' with 0 < LOW <= 1 <= HIGH (SEGMENTS_GATE_VOLUME_RANGE)."""
+    low, sep, high = value.partition("-")
+    try:
+        bounds = (float(low), float(high)) if sep else None
+    except ValueError:
+        bounds = None
+    if bounds is None or not 0 < bounds[0] <= 1 <= bounds[1]:
+        raise BadSetting(f"{name} must look like '0.5-5' (0 < low <= 1 <= high), got {value!r}")
+    return bounds
+
+
+def _number(value: str, name: str, low: float, high: float, wanted: str) -> float:
+    """A number in [low, high], or BadSetting naming the variable."""
     try:
         number = float(value)
     except ValueError:
-        number = -1.0
-    if not 0.0 <= number <= 1.0:
-        raise BadSetting(f"{name} must be a number from 0 to 1, got {value!r}")
+        number = float("nan")  # fails the range check below
+    if not low <= number <= high:
+        raise BadSetting(f"{name} must be {wanted}, got {value!r}")
     return number
+
+
+def fraction(value: str, name: str) -> float:
+    """A number in [0, 1] (SEGMENTS_INGEST_MAX_SHRINK and `segments ingest --max-shrink`, the gate's shares)."""
+    return _number(value, name, 0.0, 1.0, "a number from 0 to 1")
 
 
 def default_method(raw_tables: tuple[str, ...]) -> str:
@@ -148,6 +165,17 @@ class Settings:
     # not compared (small days swing by chance).
     ingest_max_shrink: float
     ingest_shrink_min_rows: int
+    # The raw gate (docs/data-contract.md, "Gates"): cleaning may drop or quarantine at most gate_max_rejected
+    # of a partition's rows; rows and users stay within gate_volume_range times the median of the
+    # gate_recent_days partitions before ds, the median of the scale column (price, amount) within a factor
+    # gate_max_scale of theirs, and each category's share (event types, statuses) within gate_max_mix_shift
+    # of theirs. Days (or baselines) of fewer than gate_min_rows rows are not compared: small days swing.
+    gate_max_rejected: float
+    gate_recent_days: int
+    gate_volume_range: tuple[float, float]
+    gate_max_scale: float
+    gate_max_mix_shift: float
+    gate_min_rows: int
 
     @property
     def bi_is_postgres(self) -> bool:
@@ -193,6 +221,13 @@ def load() -> Settings:
         churned_days=int(_env("SEGMENTS_CHURNED_DAYS", "180")),
         ingest_max_shrink=fraction(_env("SEGMENTS_INGEST_MAX_SHRINK", "0.5"), "SEGMENTS_INGEST_MAX_SHRINK"),
         ingest_shrink_min_rows=int(_env("SEGMENTS_INGEST_SHRINK_MIN_ROWS", "100")),
+        gate_max_rejected=fraction(_env("SEGMENTS_GATE_MAX_REJECTED", "0.05"), "SEGMENTS_GATE_MAX_REJECTED"),
+        gate_recent_days=int(_env("SEGMENTS_GATE_RECENT_DAYS", "7")),
+        gate_volume_range=_ratio_range(_env("SEGMENTS_GATE_VOLUME_RANGE", "0.5-5"), "SEGMENTS_GATE_VOLUME_RANGE"),
+        gate_max_scale=_number(_env("SEGMENTS_GATE_MAX_SCALE", "3"), "SEGMENTS_GATE_MAX_SCALE", 1.0, float("inf"),
+                               "a number >= 1"),
+        gate_max_mix_shift=fraction(_env("SEGMENTS_GATE_MAX_MIX_SHIFT", "0.15"), "SEGMENTS_GATE_MAX_MIX_SHIFT"),
+        gate_min_rows=int(_env("SEGMENTS_GATE_MIN_ROWS", "50")),
     )
 
 

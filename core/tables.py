@@ -40,6 +40,8 @@ class Table:
     # Raw tables: the columns every shop's source must provide; the others may be absent (stored as null,
     # or derived by ingest: see docs/data-contract.md).
     required: tuple[str, ...] = ()
+    # A snapshot table (raw.users): a run of ds reads its latest partition on or before ds.
+    snapshot: bool = False
 
     @property
     def layer(self) -> str:
@@ -143,6 +145,7 @@ TABLES: dict[str, Table] = {
             description="Snapshot of user attributes (attributes may be missing); features read the latest on or "
                         "before ds.",
             required=("user_id",),
+            snapshot=True,
         ),
         Table(
             "eval.planted_personas",

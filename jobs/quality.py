@@ -1,22 +1,28 @@
-"""Great Expectations gates: validate one table partition against its suite in ``expectations/``.
+"""Gates: validate one table partition before anything downstream is built from it.
 
-Suites are versioned JSON files (GX's own suite format), one per table, loaded fresh on every run so
-the repository is the source of truth. Results land in Data Docs under ``<SEGMENTS_HOME>/gx`` and as a
-row of ``quality.validation_results``. A failed gate raises ``ValidationFailed`` whose message names
-the table, ds, each failed expectation with its column, and the unexpected count.
+Every table with a suite in ``expectations/`` (GX's own suite format, loaded fresh on every run so the
+repository is the source of truth) is checked against it. Raw tables get more, in this order, each stopping
+the gate before the next (``jobs.raw_checks``): the partition exists and holds rows; its files' schema
+(readable, required columns, declared types, no lost column); the suite; the share of rows cleaning would
+reject; rows, users, scale and mix against recent days. A failed gate raises ``ValidationFailed``, whose
+one-line message names the table, ds, each failed check with its column and the counts. Results land in
+Data Docs under ``<SEGMENTS_HOME>/gx`` and as a row of ``quality.validation_results``.
 
 Two engines run the same suites: ``spark`` (big tables: raw events) and ``pandas`` (tables with one row
-per user: no JVM to start, which saves ~30 s per gate in a DAG run).
+per user: no JVM to start, which saves ~30 s per gate in a DAG run). Raw gates need Spark either way: the
+cleaning rules they bound are Spark expressions.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Iterator, Literal
 
 import pyarrow as pa
 
@@ -28,6 +34,7 @@ from core import feature_catalog, tables, warehouse
 from core import settings as settings_mod
 from core.errors import PlatformError
 from core.settings import REPO_ROOT
+from jobs import raw_checks
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +56,12 @@ class FailedExpectation:
     column: str | None
     unexpected_count: int | None
     element_count: int | None
+    detail: str | None = None  # what a check beyond the suite found (jobs.raw_checks)
 
     def describe(self) -> str:
         col = f"(column={self.column})" if self.column else ""
+        if self.detail:
+            return f"{self.expectation}{col}: {self.detail}"
         if self.unexpected_count is None:
             return f"{self.expectation}{col}"
         return f"{self.expectation}{col}: {self.unexpected_count} unexpected of {self.element_count} rows"
@@ -65,22 +75,25 @@ class ValidationOutcome:
     evaluated: int
     failures: list[FailedExpectation] = field(default_factory=list)
     data_docs: str | None = None
+    partition: str | None = None  # the partition checked, when not ds (a snapshot table's latest before ds)
 
     @property
     def success(self) -> bool:
         return not self.failures
 
     def message(self) -> str:
+        where = f"{self.table} ds={self.ds}" + (
+            f" (snapshot ds={self.partition})" if self.partition not in (None, self.ds) else "")
         if self.success:
-            return f"{self.table} ds={self.ds}: all {self.evaluated} expectations passed on {self.rows} rows"
+            return f"{where}: all {self.evaluated} checks passed on {self.rows} rows"
         if self.evaluated == 0:  # nothing to run the suite on: say which of the two it is
-            return f"{self.table} ds={self.ds}: " + (
+            return f"{where}: " + (
                 "no partition: the data has not arrived (or the upstream stage has not run)"
                 if self.failures[0].expectation == MISSING else "the partition exists but holds no rows")
         details = "; ".join(f.describe() for f in self.failures)
         docs = f" (Data Docs: {self.data_docs})" if self.data_docs else ""
         return (
-            f"{self.table} ds={self.ds}: {len(self.failures)} of {self.evaluated} expectations failed: "
+            f"{where}: {len(self.failures)} of {self.evaluated} checks failed: "
             f"{details}{docs}"
         )
 
@@ -125,6 +138,18 @@ def _context():
     return gx.get_context(mode="file", project_root_dir=str(s.gx_dir))
 
 
+@contextlib.contextmanager
+def _store_lock() -> Iterator[None]:
+    """One validation at a time per GX store: GX keeps suites, validation definitions and checkpoints in one
+    store on disk, and a validation whose objects another one saved meanwhile fails with
+    ``CheckpointRelatedResourcesFreshnessError`` (two dates of a backfill, a rerun beside the daily run)."""
+    gx_dir = settings_mod.load().gx_dir
+    gx_dir.mkdir(parents=True, exist_ok=True)
+    with open(gx_dir / ".store.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # waits; released when the file closes (or the process dies)
+        yield
+
+
 def validate_dataframe(
     df: "DataFrame | pd.DataFrame", table_name: str, ds: str, engine: Engine
 ) -> ValidationOutcome:
@@ -133,34 +158,32 @@ def validate_dataframe(
     from great_expectations.checkpoint import UpdateDataDocsAction
 
     spec = applicable(load_suite_spec(table_name), settings_mod.load().raw_tables)
-    context = _context()
-    if engine == "spark":
-        source = context.data_sources.add_or_update_spark(name="warehouse_spark")
-    else:
-        source = context.data_sources.add_or_update_pandas(name="warehouse_pandas")
-    asset = next((a for a in source.assets if a.name == table_name), None) or source.add_dataframe_asset(
-        name=table_name
-    )
-    batch = next((b for b in asset.batch_definitions if b.name == "partition"), None)
-    batch = batch or asset.add_batch_definition_whole_dataframe("partition")
-    suite = context.suites.add_or_update(gx.ExpectationSuite(**spec))
-    definition = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=f"{table_name}.{engine}", data=batch, suite=suite)
-    )
-    checkpoint = context.checkpoints.add_or_update(
-        gx.Checkpoint(
-            name=f"{table_name}.{engine}",
-            validation_definitions=[definition],
-            actions=[UpdateDataDocsAction(name="data_docs")],
-            result_format={"result_format": "SUMMARY"},
-        )
-    )
-    if engine == "spark":
-        df = df.cache()  # every expectation is a Spark job over the same partition
     rows = len(df) if engine == "pandas" else df.count()
-    result = checkpoint.run(batch_parameters={"dataframe": df})
-    if engine == "spark":
-        df.unpersist()
+    with _store_lock():
+        context = _context()
+        if engine == "spark":
+            source = context.data_sources.add_or_update_spark(name="warehouse_spark")
+        else:
+            source = context.data_sources.add_or_update_pandas(name="warehouse_pandas")
+        asset = next((a for a in source.assets if a.name == table_name), None) or source.add_dataframe_asset(
+            name=table_name
+        )
+        batch = next((b for b in asset.batch_definitions if b.name == "partition"), None)
+        batch = batch or asset.add_batch_definition_whole_dataframe("partition")
+        suite = context.suites.add_or_update(gx.ExpectationSuite(**spec))
+        definition = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=f"{table_name}.{engine}", data=batch, suite=suite)
+        )
+        checkpoint = context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=f"{table_name}.{engine}",
+                validation_definitions=[definition],
+                actions=[UpdateDataDocsAction(name="data_docs")],
+                result_format={"result_format": "SUMMARY"},
+            )
+        )
+        result = checkpoint.run(batch_parameters={"dataframe": df})
+        docs = context.get_docs_sites_urls()
     validation = next(iter(result.run_results.values()))
     failures = []
     for r in validation.results:
@@ -176,7 +199,6 @@ def validate_dataframe(
                 element_count=res.get("element_count"),
             )
         )
-    docs = context.get_docs_sites_urls()
     return ValidationOutcome(
         table=table_name,
         ds=ds,
@@ -187,26 +209,69 @@ def validate_dataframe(
     )
 
 
+def partition_to_check(table_name: str, ds: str) -> str:
+    """The partition a run of ds reads: ds itself, or for a snapshot table (raw.users) its latest on or before
+    ds (a shop may load attributes once a week); ds when there is none."""
+    if not tables.table(table_name).snapshot:
+        return ds
+    return next((p for p in reversed(warehouse.partitions(table_name)) if p <= ds), ds)
+
+
+def _problems(problems: list[raw_checks.Problem]) -> list[FailedExpectation]:
+    return [FailedExpectation(p.check, p.column, None, None, p.detail) for p in problems]
+
+
+def _check(table_name: str, ds: str, engine: Engine, spark: "SparkSession | None") -> ValidationOutcome:
+    """Run the gate's checks in order, stopping at the first that fails (see the module docstring)."""
+    from pyspark.errors import PySparkException
+
+    part = partition_to_check(table_name, ds)
+    raw = tables.table(table_name).layer == "raw"
+    if raw and any(Path(warehouse.partition_path(table_name, part)).glob("*.parquet")):
+        # First: it names a file that is not Parquet, which counting the rows from the footers would not.
+        previous = raw_checks.recent_partitions(table_name, part, 1)
+        problems = raw_checks.schema_problems(table_name, part, previous[0] if previous else None)
+        if problems:
+            return ValidationOutcome(table_name, ds, 0, 1, _problems(problems), partition=part)
+    rows = warehouse.partition_rows(table_name, part)
+    if not rows:  # nothing to run the suite on: say which of the two it is
+        return ValidationOutcome(table_name, ds, rows=0, evaluated=0, partition=part,
+                                 failures=[FailedExpectation(MISSING if rows is None else EMPTY, None, None, None)])
+    needs_spark = raw or engine == "spark"
+    if needs_spark and spark is None:
+        raise ValueError(f"validating {table_name} needs a SparkSession (engine {engine})")
+    frame = warehouse.read_spark(spark, table_name, ds=part).cache() if needs_spark else None
+    try:
+        # Every expectation, and the cleaning check, is a Spark job over the same (cached) partition.
+        df = frame if engine == "spark" else warehouse.read_pandas(table_name, part)
+        outcome = validate_dataframe(df, table_name, ds, engine)
+        outcome.partition = part
+        if raw:
+            outcome.evaluated += 1  # the schema check
+        if not raw or not outcome.success:
+            return outcome
+        s = settings_mod.load()
+        for check in (lambda: raw_checks.rejection_problems(frame, table_name, s.late_data_days,
+                                                            s.gate_max_rejected),
+                      lambda: raw_checks.recent_problems(table_name, part, s)):
+            outcome.evaluated += 1
+            outcome.failures = _problems(check())
+            if outcome.failures:
+                break
+        return outcome
+    except PySparkException as exc:  # a file whose footer reads but whose pages do not
+        first = str(exc).strip().splitlines()[0]
+        raise ValidationFailed(f"{table_name} ds={part}: Spark cannot read the partition: {first}",
+                               hint="rewrite the partition from its source (segments ingest), then rerun") from None
+    finally:
+        if frame is not None:
+            frame.unpersist()
+
+
 def validate(table_name: str, ds: str, engine: Engine = "spark", spark: "SparkSession | None" = None
              ) -> ValidationOutcome:
     """Gate one partition: record the outcome, raise ``ValidationFailed`` if it did not pass."""
-    if engine == "spark":
-        if spark is None:
-            raise ValueError("the spark engine needs a SparkSession")
-        df = warehouse.read_spark(spark, table_name, ds=ds)
-        empty = df.isEmpty()
-    else:
-        try:
-            df = warehouse.read_pandas(table_name, ds)
-        except warehouse.TableNotFound:
-            df = None
-        empty = df is None or df.empty
-    if empty:
-        missing = ds not in warehouse.partitions(table_name)
-        outcome = ValidationOutcome(table_name, ds, rows=0, evaluated=0,
-                                    failures=[FailedExpectation(MISSING if missing else EMPTY, None, None, None)])
-    else:
-        outcome = validate_dataframe(df, table_name, ds, engine)
+    outcome = _check(table_name, ds, engine, spark)
     record(outcome)
     if not outcome.success:
         raise ValidationFailed(outcome.message())

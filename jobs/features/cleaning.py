@@ -165,6 +165,17 @@ def _valid(df: DataFrame, spec: CleaningSpec, late_days: int) -> DataFrame:
     return staged.where(_first_missing(spec).isNull() & _first_reason(spec, late_days).isNull())
 
 
+def rejections(df: DataFrame, table_name: str, late_days: int) -> DataFrame:
+    """The rows of ``df`` that cleaning would drop or quarantine, counted by reason: ``reason``
+    (``missing <column>`` or a quarantine code) and ``rows``. The rules of ``clean``, without its fitted
+    parameters: what the raw gate bounds (``jobs.raw_checks``)."""
+    spec = SPECS[table_name]
+    missing = _first_missing(spec)
+    reason = F.coalesce(F.concat(F.lit("missing "), missing), _first_reason(spec, late_days))
+    return (_with_days(df, spec).select(reason.alias("reason")).where(F.col("reason").isNotNull())
+            .groupBy("reason").agg(F.count(F.lit(1)).alias("rows")))
+
+
 def fit_params(tables: Mapping[str, DataFrame], late_days: int, window_start: str) -> list[dict]:
     """Fit caps and medians on the given raw windows; rows for ``features.cleaning_params``.
 

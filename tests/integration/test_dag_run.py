@@ -54,3 +54,15 @@ def test_daily_dag_run_for_one_date(airflow_platform):
 
     assert query("SELECT ds FROM segments.publish_log WHERE ds = '%s'" % ds)[1] == [(ds,)]
     assert (airflow_platform / "airflow" / "airflow.db").exists()  # Airflow state under SEGMENTS_HOME
+
+
+def test_a_failed_gate_reaches_the_task_log_as_its_one_error_line(airflow_platform):
+    # One task of the DAG through Airflow's task runner and the SparkSubmitOperator, for a date without data
+    # (`tasks test` exits 0 whatever the task did: its log says how it ended).
+    out = _airflow("tasks", "test", "segment_users_daily", "validate_raw", "2026-05-01", timeout=600)
+    lines = (out.stdout + out.stderr).splitlines()
+    assert any("Task failed" in line for line in lines), "\n".join(lines[-40:])
+    # The lines reach Airflow's log as the command printed them, each a line of its own.
+    assert "error: raw.events ds=2026-05-01: no partition: the data has not arrived (or the upstream stage has " \
+           "not run)" in lines
+    assert any(line.startswith("hint: ") for line in lines)
