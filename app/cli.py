@@ -7,9 +7,11 @@ Heavy libraries (Spark, TensorFlow, GX) are imported inside the subcommand that 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import logging
 import os
+import shlex
 import sys
 import time
 from typing import Callable
@@ -461,7 +463,33 @@ def _add_bi_commands(sub: argparse._SubParsersAction) -> None:
     b.set_defaults(func=cmd_bi_grant_reader)
 
 
+# Commands that write partitions of their --ds hold that date's lock (core/locks.py) while they run, so a
+# second writer of the date fails at once naming the first. `run` holds it across all its stages, so a
+# refit (`features --refit-params`, the training DAG) cannot slip in between its features and its labels.
+DATE_WRITERS = (cmd_features, cmd_validate, cmd_score, cmd_profiles, cmd_publish, cmd_run)
+
+
+def _date_lock(args: argparse.Namespace, argv: list[str]) -> contextlib.AbstractContextManager:
+    """The write lock of ``args.ds`` for a command that writes that date's partitions; else nothing."""
+    if args.func not in DATE_WRITERS:
+        return contextlib.nullcontext()
+    from core.locks import date_lock
+
+    return date_lock(args.ds, shlex.join(["segments", *argv]))
+
+
+def _expected(exc: Exception) -> PlatformError | None:
+    """``exc`` as the one-line failure to print when it is an expected one (an unreachable MLflow server,
+    whichever command met it first); None for a bug."""
+    if isinstance(exc, PlatformError):
+        return exc
+    from core.model_registry import registry_unreachable
+
+    return registry_unreachable(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -469,13 +497,15 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        args.func(args)
-    except PlatformError as exc:
-        if args.verbose:
+        with _date_lock(args, argv):
+            args.func(args)
+    except Exception as exc:
+        error = _expected(exc)
+        if error is None or args.verbose:
             raise
-        print(f"error: {exc}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
+        if error.hint:
+            print(f"hint: {error.hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

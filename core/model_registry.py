@@ -7,6 +7,7 @@ imported inside the functions: the Airflow environment and the CLI import this m
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
@@ -34,9 +35,69 @@ def _artifact_location(root: str) -> str:
     return path.as_uri()
 
 
+# MLflow's HTTP defaults suit a rate-limited hosted server: 7 retries with exponential backoff and a 120 s
+# timeout, so an unreachable server is reported after about 4.5 minutes. A platform job should say so in
+# seconds: 3 attempts ~2 s apart (connection refused: ~3 s in all; no answer at all: ~1 minute). Values
+# the user set win.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+
+
+class RegistryUnreachable(PlatformError):
+    """The MLflow tracking server (or the artifact server behind it) did not answer."""
+
+    hint = ("start the MLflow server or point MLFLOW_TRACKING_URI at it (`python -m core.settings` prints "
+            "the effective value); MLFLOW_HTTP_REQUEST_MAX_RETRIES and MLFLOW_HTTP_REQUEST_TIMEOUT set how "
+            "long to try")
+
+
+def registry_unreachable(exc: BaseException) -> RegistryUnreachable | None:
+    """``RegistryUnreachable`` naming the server and why, when ``exc`` (an ``MlflowException`` or anything
+    else MLflow raised) was caused by a server that could not be reached; otherwise None.
+
+    MLflow wraps the ``requests`` error, after its retries, in an ``MlflowException`` whose message is a
+    page of URL and pool details: the cause is found in the exception chain instead.
+    """
+    import requests
+
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in chain:  # (a chain can loop back on itself)
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    cause = next((e for e in chain if isinstance(e, (requests.ConnectionError, requests.Timeout))), None)
+    if cause is None:
+        return None
+    tracking = urlparse(settings_mod.load().mlflow_tracking_uri)
+    url = urlparse(getattr(getattr(cause, "request", None), "url", None) or tracking.geturl())
+    server = f"{url.scheme}://{url.netloc}"
+    what = "tracking server" if (url.scheme, url.netloc) == (tracking.scheme, tracking.netloc) else "server"
+    if isinstance(cause, requests.Timeout):
+        why = f"no answer within {os.environ.get('MLFLOW_HTTP_REQUEST_TIMEOUT', '?')} s"
+    else:  # "[Errno 111] Connection refused", "[Errno -2] Name or service not known", ...
+        errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(cause))
+        why = errno.group(1).strip().lower() if errno else type(cause).__name__
+    retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "?")
+    return RegistryUnreachable(f"MLflow {what} {server} is unreachable ({why}, after {retries} retries)")
+
+
+NOT_FOUND_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """Whether an ``MlflowException`` says that a model, version or alias does not exist (and not that
+    the registry could not be asked)."""
+    return getattr(exc, "error_code", None) in NOT_FOUND_CODES
+
+
 def _set_uris() -> settings_mod.Settings:
     import mlflow
 
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     s = settings_mod.load()
     uri = s.mlflow_tracking_uri
     if uri.startswith("sqlite:///"):
@@ -97,7 +158,7 @@ def model_version_by_alias(alias: str, client: "MlflowClient | None" = None) -> 
     try:
         return client.get_model_version_by_alias(settings_mod.load().model_name, alias)
     except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+        if is_not_found(exc):
             return None
         raise
 

@@ -12,11 +12,13 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
+from core import locks
 from core import settings as settings_mod
 from core.errors import PlatformError
 from core.tables import PARTITION_COLUMN, SPARK_TYPES, table
@@ -114,7 +116,8 @@ def write_spark(df: "DataFrame", name: str) -> None:
     writer = out.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
     if t.partitioned:
         writer = writer.partitionBy(PARTITION_COLUMN)
-    writer.parquet(table_path(name))
+    with _writing(name):  # Spark stages the job's files in <table>/.spark-staging-<job id>
+        writer.parquet(table_path(name))
 
 
 def write_spark_dates(df: "DataFrame", name: str, dates: Iterable[str]) -> list[str]:
@@ -209,14 +212,15 @@ def write_arrow(name: str, data: "pa.Table", ds: str | None = None) -> None:
     target = Path(partition_path(name, ds) if t.partitioned else table_path(name))
     schema = t.arrow_schema()
     data = data.select(t.column_names).cast(schema)
-    staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    staging.mkdir(parents=True)
-    pq.write_table(data, staging / "part-00000.parquet", compression="snappy")
-    trash = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
-    if target.exists():
-        target.rename(trash)
-    staging.rename(target)
-    shutil.rmtree(trash, ignore_errors=True)
+    with _writing(name):
+        staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        staging.mkdir(parents=True)
+        pq.write_table(data, staging / "part-00000.parquet", compression="snappy")
+        trash = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
+        if target.exists():
+            target.rename(trash)
+        staging.rename(target)
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 def delete_partition(name: str, ds: str) -> bool:
@@ -231,10 +235,46 @@ def delete_partition(name: str, ds: str) -> bool:
     target = Path(partition_path(name, ds))
     if not target.exists():
         return False
-    trash = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
-    target.rename(trash)
-    shutil.rmtree(trash, ignore_errors=True)
+    with _writing(name):
+        trash = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
+        target.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
     return True
+
+
+# --- leftovers of interrupted writes ------------------------------------------------------------------
+# What the writers here make in a table folder while they write, and a killed one leaves behind: Spark's
+# dynamic partition overwrite stages a job in '.spark-staging-<job id>' (its '_temporary' inside; a plain
+# overwrite uses '_temporary' itself), write_arrow and the swaps '.ds=<ds>.<uuid>.tmp' / '.old' (for an
+# unpartitioned table '.<table>.<uuid>.tmp' / '.old' in the layer folder), staging_dir '.<purpose>-<uuid>'.
+# Readers skip names starting with '.' or '_', but a glob such as DuckDB's '*/*.parquet' does not.
+_LEFTOVER = re.compile(r"\.spark-staging-.+|_temporary|\..+\.[0-9a-f]{32}\.(tmp|old)|\.[\w-]+-[0-9a-f]{32}")
+
+
+@contextlib.contextmanager
+def _writing(name: str) -> Iterator[None]:
+    """Declare this process a writer of ``name`` while the block runs; first, if no other process is
+    writing the table, remove the leftovers of interrupted writes (a live writer's staging is never
+    touched: ``core.locks.table_writer``)."""
+    with locks.table_writer(name, lambda: remove_leftovers(name)):
+        yield
+
+
+def remove_leftovers(name: str) -> list[str]:
+    """Remove the staging directories interrupted writes left in table ``name``; return their names.
+
+    Only safe while no other process writes the table: warehouse writes call it through ``_writing``.
+    """
+    folder = Path(table_path(name))
+    candidates = list(folder.iterdir()) if folder.is_dir() else []
+    if not table(name).partitioned and folder.parent.is_dir():
+        candidates += folder.parent.glob(f".{folder.name}.*")  # write_arrow stages it beside the table
+    found = sorted(p for p in candidates if p.is_dir() and _LEFTOVER.fullmatch(p.name))
+    for path in found:
+        shutil.rmtree(path, ignore_errors=True)
+    if found:
+        log.info("%s: removed what interrupted writes left: %s", name, ", ".join(p.name for p in found))
+    return [p.name for p in found]
 
 
 # --- staged partition swaps (ingest) ------------------------------------------------------------------
@@ -249,13 +289,14 @@ def staging_dir(name: str, purpose: str = "staging") -> Iterator[Path]:
     it is on the same filesystem as the partitions, so ``swap_partitions`` moves them in by rename.
     """
     root = Path(table_path(name))
-    root.mkdir(parents=True, exist_ok=True)
-    staged = root / f".{purpose}-{uuid.uuid4().hex}"
-    staged.mkdir()
-    try:
-        yield staged
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
+    with _writing(name):
+        root.mkdir(parents=True, exist_ok=True)
+        staged = root / f".{purpose}-{uuid.uuid4().hex}"
+        staged.mkdir()
+        try:
+            yield staged
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
 
 
 def staged_partitions(staged: Path) -> list[str]:
@@ -270,15 +311,16 @@ def swap_partitions(name: str, staged: Path, dates: Iterable[str]) -> list[str]:
     replaced an existing partition. Each partition is whole at every instant: a reader sees the old or the
     new one, never a mix. Other partitions are untouched."""
     replaced = []
-    for ds in sorted(dates):
-        source = staged / f"{PARTITION_COLUMN}={ds}"
-        target = Path(partition_path(name, ds))
-        trash = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
-        if target.exists():
-            target.rename(trash)
-            replaced.append(ds)
-        source.rename(target)
-        shutil.rmtree(trash, ignore_errors=True)
+    with _writing(name):
+        for ds in sorted(dates):
+            source = staged / f"{PARTITION_COLUMN}={ds}"
+            target = Path(partition_path(name, ds))
+            trash = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
+            if target.exists():
+                target.rename(trash)
+                replaced.append(ds)
+            source.rename(target)
+            shutil.rmtree(trash, ignore_errors=True)
     return replaced
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import PlatformError
-from core.model_registry import CHALLENGER, CHAMPION, PREVIOUS
+from core.model_registry import CHALLENGER, CHAMPION, PREVIOUS, is_not_found
 
 
 class NoSuchVersion(PlatformError):
@@ -34,12 +34,15 @@ def set_champion(client: Any, model_name: str, version: str, reason: str, kind: 
 
 
 def alias_version(client: Any, model_name: str, alias: str) -> str | None:
+    """The version holding ``alias``, or None when there is none (a registry that cannot be asked raises)."""
     from mlflow.exceptions import MlflowException
 
     try:
         return str(client.get_model_version_by_alias(model_name, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if is_not_found(exc):
+            return None
+        raise
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,8 @@ def _version_exists(client: Any, model_name: str, version: str) -> bool:
 
     try:
         client.get_model_version(model_name, version)
-    except MlflowException:
-        return False
+    except MlflowException as exc:
+        if is_not_found(exc):
+            return False
+        raise
     return True

@@ -71,3 +71,70 @@ def test_a_partition_fingerprint_changes_when_it_is_written_again(platform_home)
     assert warehouse.partition_fingerprint("raw.events", "2026-03-01") == first  # reading changes nothing
     warehouse.write_arrow("raw.events", _events(when), "2026-03-01")  # the same rows, written again
     assert warehouse.partition_fingerprint("raw.events", "2026-03-01") != first
+
+
+# --- leftovers of interrupted writes -------------------------------------------------------------------
+def _leftover(folder, name: str):
+    """A staging directory as a killed writer leaves it: files inside, nobody writing."""
+    path = folder / name / "_temporary" / "0"
+    path.mkdir(parents=True)
+    (path / "part-00000.parquet").write_bytes(b"half a file")
+    return folder / name
+
+
+def test_a_write_removes_what_interrupted_writes_left(platform_home, caplog):
+    import datetime as dt
+    import logging
+    import uuid
+
+    when = dt.datetime(2026, 3, 1, 12, tzinfo=dt.timezone.utc)
+    warehouse.write_arrow("raw.events", _events(when), "2026-03-01")
+    folder = platform_home / "warehouse" / "raw" / "events"
+    left = [_leftover(folder, f".spark-staging-{uuid.uuid4()}"),  # a killed Spark feature job
+            _leftover(folder, f".ds=2026-03-01.{uuid.uuid4().hex}.tmp"),  # a killed write_arrow
+            _leftover(folder, f".ds=2026-02-28.{uuid.uuid4().hex}.old"),  # ... killed while swapping
+            _leftover(folder, f".ingest-{uuid.uuid4().hex}")]  # a killed ingest (staging_dir)
+    other = _leftover(folder, ".not-ours")  # hidden, but no writer here makes such a name
+    personas = _leftover(platform_home / "warehouse" / "eval", f".planted_personas.{uuid.uuid4().hex}.tmp")
+    with caplog.at_level(logging.INFO, logger="core.warehouse"):
+        warehouse.write_arrow("raw.events", _events(when), "2026-03-02")
+        warehouse.write_arrow("eval.planted_personas", _personas(2))  # staged beside the table folder
+    assert not any(p.exists() for p in [*left, personas]) and other.exists()
+    assert sorted(p.name for p in folder.iterdir()) == [".not-ours", "ds=2026-03-01", "ds=2026-03-02"]
+    assert f"raw.events: removed what interrupted writes left: {', '.join(sorted(p.name for p in left))}" \
+        in caplog.text
+    assert warehouse.partitions("raw.events") == ["2026-03-01", "2026-03-02"]  # the data is untouched
+
+
+# A writer of raw.events in another process: an ingest staging directory with a file in it, then it waits.
+LIVE_WRITER = """
+from core import warehouse
+with warehouse.staging_dir("raw.events", "ingest") as staged:
+    (staged / "ds=2026-03-05").mkdir()
+    (staged / "ds=2026-03-05" / "part-0.parquet").write_bytes(b"being written")
+    print(staged, flush=True)
+    __import__("time").sleep(600)
+"""
+
+
+def test_a_live_writers_staging_is_kept_and_removed_once_it_was_killed(platform_home):
+    import datetime as dt
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    when = dt.datetime(2026, 3, 1, 12, tzinfo=dt.timezone.utc)
+    writer = subprocess.Popen([sys.executable, "-c", LIVE_WRITER], stdout=subprocess.PIPE, text=True)
+    try:
+        staged = Path(writer.stdout.readline().strip())
+        assert staged.is_dir()
+        # Another date of the same table written meanwhile: the live staging directory is not touched.
+        warehouse.write_arrow("raw.events", _events(when), "2026-03-01")
+        assert (staged / "ds=2026-03-05" / "part-0.parquet").exists()
+    finally:
+        writer.kill()  # SIGKILL: its `finally` never runs, so the staging directory stays behind
+        writer.wait()
+    assert staged.is_dir()
+    warehouse.write_arrow("raw.events", _events(when), "2026-03-02")  # the next write of the table
+    assert not staged.exists()
+    assert warehouse.partitions("raw.events") == ["2026-03-01", "2026-03-02"]
