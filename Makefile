@@ -23,6 +23,7 @@ help:
 	@echo "make lock       re-resolve requirements/*.in into locks/*.txt"
 	@echo "make bench-score scoring users/s inside Spark on a seeded 50k-user warehouse (USERS=n to change)"
 	@echo "make bench-features  feature stage, Spark vs DuckDB: daily run + full rebuild (N=200000 users, D=90 days)"
+	@echo "make bench-daily     the whole daily run (segments run) of this checkout vs BASE (a git ref, default HEAD), N users"
 	@echo "make bench-ingest    segments ingest vs a plain DuckDB COPY, CSV and Parquet (ROWS=3000000 orders, 90 days)"
 	@echo "make ablation   teacher methods x metrics on a seeded 50k-user warehouse -> bench/ABLATION.md"
 	@echo "make example    the worked example on real purchases (The Complete Journey): ingest, train, label, evaluate"
@@ -82,6 +83,13 @@ D ?= 90
 END ?= 2026-06-30
 bench-features: install
 	$(JOB_ENV)/bin/python -m bench.bench_features --users $(N) --days $(D) --end-date $(END) $(if $(BENCH_HOME),--home $(BENCH_HOME))
+
+# The whole daily run, segments run --ds END, of this checkout against BASE (a git ref, default HEAD), alternated
+# in one session; prepares var/bench/daily-<N>x<D> once; see docs/benchmarks.md.
+.PHONY: bench-daily
+BASE ?= HEAD
+bench-daily: install
+	$(JOB_ENV)/bin/python -m bench.bench_daily --users $(N) --days $(D) --end-date $(END) --baseline $(BASE) $(if $(BENCH_HOME),--home $(BENCH_HOME))
 
 # segments ingest against a plain DuckDB COPY ... PARTITION_BY on the same files (CSV and Parquet), in one run;
 # generates var/bench/ingest-<ROWS>x<D> once; see docs/benchmarks.md.

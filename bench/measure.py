@@ -126,14 +126,14 @@ class ChildFailed(RuntimeError):
     pass
 
 
-def run_measured(cmd: list[str], env: dict[str, str], log_path: Path) -> Measured:
-    """Run ``cmd`` to completion (output to ``log_path``), timing it and sampling its memory."""
+def run_measured(cmd: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None) -> Measured:
+    """Run ``cmd`` (in ``cwd``) to completion (output to ``log_path``), timing it and sampling its memory."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     mb = 1024 * 1024
     load_before = os.getloadavg()[0]
     with open(log_path, "w") as log:
         start = time.monotonic()
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=log, text=True, cwd=cwd)
         with TreeMemory(proc.pid) as memory:
             stdout, _ = proc.communicate()
         wall = time.monotonic() - start
