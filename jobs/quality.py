@@ -91,7 +91,8 @@ class ValidationOutcome:
                 "no partition: the data has not arrived (or the upstream stage has not run)"
                 if self.failures[0].expectation == MISSING else "the partition exists but holds no rows")
         details = "; ".join(f.describe() for f in self.failures)
-        docs = f" (Data Docs: {self.data_docs})" if self.data_docs else ""
+        suite_failed = any(f.detail is None for f in self.failures)  # Data Docs show the suite's results only
+        docs = f" (Data Docs: {self.data_docs})" if self.data_docs and suite_failed else ""
         return (
             f"{where}: {len(self.failures)} of {self.evaluated} checks failed: "
             f"{details}{docs}"
