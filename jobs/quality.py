@@ -224,12 +224,10 @@ def _problems(problems: list[raw_checks.Problem]) -> list[FailedExpectation]:
 
 def _check(table_name: str, ds: str, engine: Engine, spark: "SparkSession | None") -> ValidationOutcome:
     """Run the gate's checks in order, stopping at the first that fails (see the module docstring)."""
-    from pyspark.errors import PySparkException
-
     part = partition_to_check(table_name, ds)
     raw = tables.table(table_name).layer == "raw"
     if raw and any(Path(warehouse.partition_path(table_name, part)).glob("*.parquet")):
-        # First: it names a file that is not Parquet, which counting the rows from the footers would not.
+        # First: it names a file that cannot be read, which counting the rows from the footers would not.
         previous = raw_checks.recent_partitions(table_name, part, 1)
         problems = raw_checks.schema_problems(table_name, part, previous[0] if previous else None)
         if problems:
@@ -260,10 +258,6 @@ def _check(table_name: str, ds: str, engine: Engine, spark: "SparkSession | None
             if outcome.failures:
                 break
         return outcome
-    except PySparkException as exc:  # a file whose footer reads but whose pages do not
-        first = str(exc).strip().splitlines()[0]
-        raise ValidationFailed(f"{table_name} ds={part}: Spark cannot read the partition: {first}",
-                               hint="rewrite the partition from its source (segments ingest), then rerun") from None
     finally:
         if frame is not None:
             frame.unpersist()

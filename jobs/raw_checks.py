@@ -1,9 +1,9 @@
 """The raw gate's checks beyond the expectation suite: what a broken feed gets wrong without breaking a row.
 
-- ``schema_problems``: every file of the partition is readable Parquet, every required column is there,
-  every declared column has its declared type, and no column the previous partition had is gone. Read from
-  the Parquet footers before Spark reads a row, so a bad file gives one line instead of a Spark traceback,
-  and a lost column is not read as nulls that the suite's checks skip.
+- ``schema_problems``: every file of the partition is readable Parquet (every page decodes), every
+  required column is there, every declared column has its declared type, and no column the previous
+  partition had is gone. Checked with pyarrow before Spark reads a row, so a bad file gives one line
+  instead of a Spark traceback, and a lost column is not read as nulls that the suite's checks skip.
 - ``rejection_problems``: the share of rows cleaning would drop or quarantine (cleaning's own rules,
   ``jobs.features.cleaning.rejections``) is at most ``SEGMENTS_GATE_MAX_REJECTED``.
 - ``recent_problems``: rows, users, the median of the scale column (price, amount) and the mix of the
@@ -75,7 +75,8 @@ def _type_ok(declared: str, actual: "pa.DataType") -> bool:
 
 
 def _columns(directory: Path) -> tuple[dict[str, "pa.DataType"], list[str]]:
-    """The columns (name -> type) of a partition's Parquet files, and the files that cannot be read."""
+    """The columns (name -> type) of a partition's Parquet files, and the files that cannot be read (a
+    truncated file, a corrupt page: read one row group at a time, a few MB of memory)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -83,7 +84,10 @@ def _columns(directory: Path) -> tuple[dict[str, "pa.DataType"], list[str]]:
     unreadable = []
     for f in sorted(directory.glob("*.parquet")):
         try:
-            schema = pq.read_schema(f)
+            parquet = pq.ParquetFile(f)
+            schema = parquet.schema_arrow
+            for group in range(parquet.num_row_groups):  # every page decodes (Spark would fail on it later)
+                parquet.read_row_group(group)
         except (OSError, pa.ArrowException) as exc:
             unreadable.append(f"{f.name} ({str(exc).splitlines()[0]})")
             continue

@@ -110,17 +110,26 @@ def test_bad_partition_stops_the_run_with_one_line_and_bi_intact(published, caps
     assert _bi_state() == before
 
 
-def test_a_truncated_parquet_file_is_named(published, capsys, tmp_path):
+def _truncate(data: bytes) -> bytes:
+    return data[: len(data) // 2]  # no footer any more
+
+
+def _zero_pages(data: bytes) -> bytes:
+    return data[:200] + bytes(len(data) // 2 - 200) + data[len(data) // 2:]  # the footer reads, pages do not
+
+
+@pytest.mark.parametrize("damage", [_truncate, _zero_pages], ids=["truncated", "corrupt_pages"])
+def test_an_unreadable_parquet_file_is_named(published, capsys, tmp_path, damage):
     partition = Path(warehouse.partition_path("raw.events", BAD_DS))
     backup = tmp_path / "backup"
     shutil.copytree(partition, backup)
     before = _bi_state()
     try:
         data = next(partition.glob("*.parquet"))
-        data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+        data.write_bytes(damage(data.read_bytes()))
         line = _run_fails(capsys)
         assert f"raw.events ds={BAD_DS}: 1 of 1 checks failed: schema: file {data.name} (" in line
-        assert "is not readable Parquet" in line
+        assert line.endswith("is not readable Parquet"), line
     finally:
         shutil.rmtree(partition)
         shutil.copytree(backup, partition)
