@@ -242,11 +242,12 @@ def cmd_sql(args: argparse.Namespace) -> None:
 
 def cmd_info(args: argparse.Namespace) -> None:
     from core import settings, tables, warehouse
+    from jobs.bi_access import postgres_target
     s = settings.load()
     print(f"SEGMENTS_HOME  {s.home}")
     print(f"warehouse      {s.warehouse}")
     print(f"MLflow         {s.mlflow_tracking_uri}")
-    print(f"BI database    {s.bi_url if not s.bi_is_postgres else 'postgresql://' + s.bi_url.split('@')[-1]}")
+    print(f"BI database    {postgres_target(s.bi_url) if s.bi_is_postgres else s.bi_url}")  # never a password
     print(f"Data Docs      {s.gx_dir}")
     print("tables:")
     for name, table in tables.TABLES.items():
