@@ -163,7 +163,7 @@ def day_stats(table_name: str, dates: list[str]) -> dict[str, DayStats]:
     con = duckdb.connect()
     try:
         con.read_parquet(files, filename=True, union_by_name=True).create_view("files")
-        con.execute("CREATE VIEW p AS SELECT *, regexp_extract(filename, 'ds=([0-9-]+)', 1) AS _ds FROM files")
+        con.execute("CREATE VIEW p AS SELECT *, regexp_extract(filename, '.*/ds=([0-9-]+)/', 1) AS _ds FROM files")
         users = f'count(DISTINCT "{check.users}")' if check.users else "NULL"
         scale = f'median("{check.scale}")' if check.scale else "NULL"
         stats = {d: DayStats(int(n), u, None if m is None else float(m))

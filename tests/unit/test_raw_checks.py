@@ -123,3 +123,19 @@ def test_widening_integer_and_timestamp_units_are_accepted():
     assert raw_checks._type_ok("timestamp", pa.timestamp("ns"))
     assert not raw_checks._type_ok("int", pa.int64())  # Spark does not narrow
     assert not raw_checks._type_ok("double", pa.string())
+
+
+def test_day_stats_reads_each_partition_on_its_own(platform_home):
+    # Two days of orders: rows, distinct users, the median amount and the status counts of each.
+    schema = tables.table("raw.orders").arrow_schema()
+
+    def day(amounts: list[float], statuses: list[str]) -> pa.Table:
+        rows = [{"order_id": f"o{i}", "user_id": f"u{i % 2}", "order_ts": None, "amount": a, "item_count": 1,
+                 "discount_amount": 0.0, "status": st} for i, (a, st) in enumerate(zip(amounts, statuses))]
+        return pa.Table.from_pylist(rows, schema=schema)
+
+    warehouse.write_arrow("raw.orders", day([10.0, 20.0, 30.0], ["completed"] * 3), "2026-03-01")
+    warehouse.write_arrow("raw.orders", day([1000.0], ["refunded"]), "2026-03-02")
+    stats = raw_checks.day_stats("raw.orders", ["2026-03-01", "2026-03-02"])
+    assert stats == {"2026-03-01": DayStats(3, 2, 20.0, {"completed": 3}),
+                     "2026-03-02": DayStats(1, 1, 1000.0, {"refunded": 1})}
