@@ -121,13 +121,13 @@ def cmd_features(args: argparse.Namespace, spark=None) -> None:
 
 
 def cmd_validate(args: argparse.Namespace, spark=None) -> None:
-    from jobs.quality import default_engine, raw_tables_to_validate, validate
+    from jobs.quality import default_engine, needs_spark, raw_tables_to_validate, validate
 
     names = raw_tables_to_validate() if args.table == RAW_TABLES_CHOICE else [args.table]
     for name in names:
         done = _step("validate")
         engine = getattr(args, "engine", None) or default_engine(name)
-        if engine == "spark" or name.startswith("raw."):  # raw gates also count cleaning's rejects in Spark
+        if needs_spark(name, engine):
             spark = spark or _spark()
         outcome = validate(name, args.ds, engine=engine, spark=spark)
         done(outcome.message())

@@ -4,7 +4,9 @@
 command (``segments run`` for the whole chain), so two writers of one date never interleave; the second
 fails at once naming the first. ``table_writer(name, tidy)``: every warehouse write holds a shared lock
 on its table, so a writer can tell whether the hidden staging directories in the table folder belong
-to a live writer or were left by a killed one.
+to a live writer or were left by a killed one. ``acquire``/``release`` (any path): the exclusive,
+self-describing lock the date lock and the DuckDB publisher's lock (beside its file; it waits its turn)
+are built on.
 
 Both are ``flock`` locks: the kernel releases them when the holding process ends in any way (kill -9
 included), so there is never a stale lock to remove by hand. They are advisory and as wide as the
@@ -66,6 +68,50 @@ _held: dict[Path, _Held] = {}
 _held_guard = threading.Lock()
 
 
+class LockHeld(Exception):
+    """Another process holds the lock; ``holder`` is the description it wrote."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(holder)
+        self.holder = holder
+
+
+def acquire(path: Path, command: str, wait_seconds: float = 0.0,
+            waiting: Callable[[str], None] | None = None) -> int:
+    """flock ``path`` exclusively, waiting at most ``wait_seconds`` for its holder (``waiting(holder)`` is
+    called once if it has to wait), then write this process's description (``command``, pid, host, start
+    time) into it for the next one; return the descriptor, for ``release``. Raises ``LockHeld``."""
+    fd = _open(path)
+    deadline = time.monotonic() + wait_seconds
+    told = False
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockHeld(_holder(fd)) from None
+                if waiting is not None and not told:
+                    waiting(_holder(fd))
+                    told = True
+                time.sleep(0.2)
+    except BaseException:
+        os.close(fd)
+        raise
+    since = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    me = {"command": command, "pid": os.getpid(), "host": socket.gethostname(), "since": since}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(me).encode(), 0)
+    return fd
+
+
+def release(fd: int) -> None:
+    """Release a lock ``acquire`` returned; its file no longer describes a holder."""
+    os.ftruncate(fd, 0)  # a later refused process must not read a finished holder
+    os.close(fd)  # releases the flock
+
+
 @contextlib.contextmanager
 def date_lock(ds: str, command: str) -> Iterator[None]:
     """Hold the write lock of ``ds`` while the block runs; raise ``DateLocked`` naming the holder if
@@ -76,7 +122,10 @@ def date_lock(ds: str, command: str) -> Iterator[None]:
         if path in _held:
             _held[path].depth += 1
         else:
-            _held[path] = _Held(_acquire(path, ds, command))
+            try:
+                _held[path] = _Held(acquire(path, command))
+            except LockHeld as exc:
+                raise DateLocked(f"ds={ds} is being written by {exc.holder}") from None
     try:
         yield
     finally:
@@ -85,27 +134,7 @@ def date_lock(ds: str, command: str) -> Iterator[None]:
             held.depth -= 1
             if held.depth == 0:
                 del _held[path]
-                os.ftruncate(held.fd, 0)  # a later refused writer must not read a finished holder
-                os.close(held.fd)  # releases the lock
-
-
-def _acquire(path: Path, ds: str, command: str) -> int:
-    """Lock ``path`` without waiting and write this process's description into it; return the descriptor."""
-    fd = _open(path)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = _holder(fd)
-        os.close(fd)
-        raise DateLocked(f"ds={ds} is being written by {holder}") from None
-    except BaseException:
-        os.close(fd)
-        raise
-    since = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    me = {"command": command, "pid": os.getpid(), "host": socket.gethostname(), "since": since}
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps(me).encode(), 0)
-    return fd
+                release(held.fd)
 
 
 def _holder(fd: int) -> str:

@@ -19,13 +19,10 @@ No Spark: the data is one row per user. Reading is in ``jobs.bi_access``.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import fcntl
 import logging
 import os
 import shutil
-import socket
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +30,8 @@ from typing import Iterator
 
 import pyarrow as pa
 
+from core import locks, tables, warehouse
 from core import settings as settings_mod
-from core import tables, warehouse
 from core.errors import PlatformError
 
 # BiDatabaseMissing and query are re-exported: callers from before jobs.bi_access import them from here.
@@ -213,33 +210,20 @@ def _remove_leftovers(path: Path) -> None:
 def _publisher_lock(path: Path) -> Iterator[None]:
     """Hold ``<path>.lock`` exclusively, waiting at most PUBLISH_WAIT_S for another publisher.
 
-    flock, not a lock file that exists or not: the kernel releases it when its holder dies, so a killed
-    publisher never blocks the next one. The holder writes who it is into the file for the waiters.
+    An flock (``core.locks``): the kernel releases it when its holder dies, so a killed publisher never
+    blocks the next one; the holder describes itself in the file for the waiters.
     """
     lock_path = path.with_name(path.name + ".lock")
-    with open(lock_path, "a+") as lock:
-        deadline = time.monotonic() + PUBLISH_WAIT_S
-        waiting = False
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                lock.seek(0)
-                holder = lock.read().strip() or "a process that has not said who it is"
-                if time.monotonic() >= deadline:
-                    raise PublishBusy(f"another publish to {path} has held {lock_path} for more than "
-                                      f"{PUBLISH_WAIT_S:g} s: {holder}") from None
-                if not waiting:
-                    log.info("waiting for another publish to %s: %s", path, holder)
-                    waiting = True
-                time.sleep(0.2)
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"pid {os.getpid()} on {socket.gethostname()}, since "
-                   f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC")
-        lock.flush()
-        yield  # closing the file releases the lock
+    try:
+        fd = locks.acquire(lock_path, "segments publish", PUBLISH_WAIT_S,
+                           waiting=lambda holder: log.info("waiting for another publish to %s: %s", path, holder))
+    except locks.LockHeld as exc:
+        raise PublishBusy(f"another publish to {path} has held {lock_path} for more than {PUBLISH_WAIT_S:g} s: "
+                          f"{exc.holder}") from None
+    try:
+        yield
+    finally:
+        locks.release(fd)
 
 
 def _publish_postgres(url: str, ds: str, labels: pa.Table, profiles: pa.Table) -> bool:

@@ -210,6 +210,12 @@ def validate_dataframe(
     )
 
 
+def needs_spark(table_name: str, engine: Engine) -> bool:
+    """Whether validating the table needs a SparkSession: the spark engine, and every raw gate (the
+    cleaning rules it bounds are Spark expressions)."""
+    return engine == "spark" or tables.table(table_name).layer == "raw"
+
+
 def partition_to_check(table_name: str, ds: str) -> str:
     """The partition a run of ds reads: ds itself, or for a snapshot table (raw.users) its latest on or before
     ds (a shop may load attributes once a week); ds when there is none."""
@@ -236,10 +242,10 @@ def _check(table_name: str, ds: str, engine: Engine, spark: "SparkSession | None
     if not rows:  # nothing to run the suite on: say which of the two it is
         return ValidationOutcome(table_name, ds, rows=0, evaluated=0, partition=part,
                                  failures=[FailedExpectation(MISSING if rows is None else EMPTY, None, None, None)])
-    needs_spark = raw or engine == "spark"
-    if needs_spark and spark is None:
+    with_spark = needs_spark(table_name, engine)
+    if with_spark and spark is None:
         raise ValueError(f"validating {table_name} needs a SparkSession (engine {engine})")
-    frame = warehouse.read_spark(spark, table_name, ds=part).cache() if needs_spark else None
+    frame = warehouse.read_spark(spark, table_name, ds=part).cache() if with_spark else None
     try:
         # Every expectation, and the cleaning check, is a Spark job over the same (cached) partition.
         df = frame if engine == "spark" else warehouse.read_pandas(table_name, part)
@@ -250,7 +256,7 @@ def _check(table_name: str, ds: str, engine: Engine, spark: "SparkSession | None
         if not raw or not outcome.success:
             return outcome
         s = settings_mod.load()
-        for check in (lambda: raw_checks.rejection_problems(frame, table_name, s.late_data_days,
+        for check in (lambda: raw_checks.rejection_problems(frame, outcome.rows, table_name, s.late_data_days,
                                                             s.gate_max_rejected),
                       lambda: raw_checks.recent_problems(table_name, part, s)):
             outcome.evaluated += 1

@@ -116,13 +116,13 @@ def schema_problems(table_name: str, ds: str, previous: str | None) -> list[Prob
 
 
 # --- cleaning --------------------------------------------------------------------------------------------
-def rejection_problems(partition: "DataFrame", table_name: str, late_days: int, max_share: float
+def rejection_problems(partition: "DataFrame", total: int, table_name: str, late_days: int, max_share: float
                        ) -> list[Problem]:
-    """Cleaning may drop or quarantine at most ``max_share`` of the partition's rows (a Spark job)."""
+    """Cleaning may drop or quarantine at most ``max_share`` of the partition's ``total`` rows (one Spark
+    job; a row per reason reaches the driver)."""
     from jobs.features.cleaning import rejections
 
     counts = {r["reason"]: r["rows"] for r in rejections(partition, table_name, late_days).collect()}
-    total = partition.count()
     rejected = sum(counts.values())
     if not total or rejected / total <= max_share:
         return []

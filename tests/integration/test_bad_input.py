@@ -85,6 +85,7 @@ def _run_fails(capsys) -> str:
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "Traceback" not in err, err
+    print(errors[0])  # the matrix of kinds and lines: pytest -s tests/integration/test_bad_input.py
     return errors[0]
 
 
@@ -151,3 +152,17 @@ def test_missing_and_empty_partitions_stop_the_run_with_different_lines(publishe
     finally:
         warehouse.delete_partition("raw.events", "2026-04-01")
     assert _bi_state() == before
+
+
+def test_every_seeded_day_passes_the_recent_days_checks(published):
+    # No false alarms on ordinary days: each day of the synthetic shop (weekends, promotions, its own dirt)
+    # against the days before it, for every raw table.
+    from core import settings
+    from jobs import raw_checks
+
+    s = settings.load()
+    for table in ("raw.events", "raw.orders", "raw.users"):
+        days = warehouse.partitions(table)
+        assert len(days) == 40
+        flagged = {d: p for d in days if (p := raw_checks.recent_problems(table, d, s))}
+        assert flagged == {}, flagged
