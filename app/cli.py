@@ -18,7 +18,7 @@ from typing import Callable
 
 from app.chain import DAILY_CHAIN, describe
 from core.errors import PlatformError
-from core.settings import SEGMENT_METHODS
+from core.settings import MODEL_CHOICES, SEGMENT_METHODS
 
 log = logging.getLogger("segments")
 
@@ -107,12 +107,15 @@ def cmd_features(args: argparse.Namespace, spark=None) -> None:
     summary = build_features(spark or _spark(), args.ds, refit_params=getattr(args, "refit_params", False),
                              rebuild_from=getattr(args, "rebuild_from", None))
     built = summary.daily_dates_built
-    span = built[0] if len(built) == 1 else f"{len(built)} dates {built[0]} .. {built[-1]}"
+    span = (built[0] if len(built) == 1 else f"{len(built)} dates {built[0]} .. {built[-1]}") if built else "no date"
     missing = summary.missing_dates_filled
     if missing:
         span += f" (incl. {len(missing)} missing dates of the 90-day window, built first in the same job)"
     if summary.daily_dates_kept:
         span += f"; kept {', '.join(summary.daily_dates_kept)} (no new rows for them)"
+    if summary.daily_dates_as_of:
+        span += (f"; {', '.join(summary.daily_dates_as_of)} as of {args.ds} for this run (the stored days hold "
+                 "rows that arrived later)")
     lifetime = f"merged from {summary.lifetime_base}" if summary.lifetime_base else "rebuilt from scratch"
     window = f"updated from {summary.window_base}" if summary.window_base else "rebuilt from scratch"
     done(f"features.user_daily built for {span}; {summary.quarantined} raw rows quarantined; "
@@ -190,14 +193,14 @@ def cmd_evaluate_future(args: argparse.Namespace) -> None:
 
 
 def cmd_score(args: argparse.Namespace, spark=None) -> None:
-    from jobs.score import resolve_champion, score
+    from jobs.score import resolve_model, score
 
     done = _step("score")
-    champion = resolve_champion(args.ds)  # registry + schema check first: fails in seconds, no Spark
-    summary = score(spark or _spark(), args.ds, champion)
+    model = resolve_model(args.ds, args.model)  # registry + schema check first: fails in seconds, no Spark
+    summary = score(spark or _spark(), args.ds, model)
     inactive = ", ".join(f"{n} {name}" for name, n in sorted(summary.inactive.items()))
     done(f"segments.user_segments ds={args.ds}: {summary.users} active users scored with "
-         f"{summary.model_name} v{summary.model_version}"
+         f"{summary.model_name} v{summary.model_version} ({model.chosen})"
          + (f"; from the lifetime state: {inactive}" if inactive else ""))
 
 
@@ -225,6 +228,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     spark = _spark()
     for stage in DAILY_CHAIN:
         stage_args = parser.parse_args([*(["--quiet"] if args.quiet else []), *stage.args(args.ds)])
+        if hasattr(stage_args, "model"):
+            stage_args.model = args.model
         stage_args.func(stage_args, spark)
 
 
@@ -383,16 +388,25 @@ def _add_data_commands(add: AddCommand) -> None:
                    "(SEGMENTS_RAW_TABLES) that has a suite")
     p.add_argument("--engine", choices=("spark", "pandas"), default=None,
                    help="GX execution engine (default: the one the suite declares in its meta)")
-    add("score", cmd_score, "Label every customer ever seen as of ds: the users of features.user_features "
-        "with the champion model inside Spark, the others lapsed or churned from the lifetime state; writes "
-        "segments.user_segments.")
+    p = add("score", cmd_score, "Label every customer ever seen as of ds: the users of features.user_features "
+            "with the model inside Spark, the others lapsed or churned from the lifetime state; writes "
+            "segments.user_segments and records the model version in segments.date_models.")
+    _add_model_choice(p)
     add("profiles", cmd_profiles, "Write segments.segment_profiles for ds (size, share, feature means).")
     add("publish", cmd_publish, "Publish ds labels and profiles to the BI database in one transaction.")
-    add("run", cmd_run, f"The daily chain for one date without Airflow, in one Spark session: {describe()}.")
+    p = add("run", cmd_run, f"The daily chain for one date without Airflow, in one Spark session: {describe()}.")
+    _add_model_choice(p)
     p = add("sql", cmd_sql, "Run a SQL query against the BI database (DuckDB or PostgreSQL).",
             with_ds=False)
     p.add_argument("query", help='e.g. "SELECT segment_name, count(*) FROM segments.user_segments GROUP BY 1"')
     add("info", cmd_info, "Show where everything lives and which partitions exist.", with_ds=False)
+
+
+def _add_model_choice(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", choices=MODEL_CHOICES, default=MODEL_CHOICES[0],
+                   help="recorded (default): the model version that first labelled ds, so a rerun or backfill "
+                   "reproduces its labels (the champion for a date never labelled); champion: relabel with "
+                   "the current champion")
 
 
 def _add_training_commands(add: AddCommand) -> None:
@@ -507,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         if error.hint:
             print(f"hint: {error.hint}", file=sys.stderr)
-        return 1
+        return error.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

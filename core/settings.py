@@ -43,6 +43,10 @@ class BadSetting(PlatformError, ValueError):
 # Teacher methods (ml/teacher.py): the RFM baseline, all features after PCA, features + sequence embedding.
 SEGMENT_METHODS = ("rfm_kmeans", "feature_kmeans", "sequence_kmeans")
 
+# Which model version labels a date (`segments score|run --model`, the daily DAG's param `model`):
+# "recorded", the version that first labelled it (reruns reproduce its labels), or the current "champion".
+MODEL_CHOICES = ("recorded", "champion")
+
 # Named JVM option sets for the Spark driver (in local mode, the whole of Spark); SEGMENTS_SPARK_JAVA_OPTIONS
 # replaces the profile's options. "standard" keeps the JVM's defaults: the production default.
 # "small-machine" was measured on the 200k-user daily run on 2 cores (docs/benchmarks.md), each job being a

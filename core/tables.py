@@ -181,6 +181,13 @@ TABLES: dict[str, Table] = {
                         "the 90 days up to ds, a lifecycle segment (core/lifecycle.py) for the others.",
         ),
         Table(
+            "segments.date_models",
+            _cols("model_name:string, first_version:string, version:string"),
+            key=("model_name",),
+            description="Per ds, the model version that first labelled the date (a rerun scores with it "
+                        "again unless asked for the champion) and the version of its current labels.",
+        ),
+        Table(
             "segments.segment_profiles",
             (
                 *_cols("segment_id:int, segment_name:string, users:long, share:double, avg_confidence:double"),
@@ -234,6 +241,13 @@ TABLES: dict[str, Table] = {
             description="Per user_daily day: the raw partitions (with their fingerprints), cleaning "
                         "parameters and lookback it was built from; a lookback day is rebuilt only when they "
                         "changed.",
+        ),
+        Table(
+            "features.state_as_of",
+            _cols("state_table:string, as_of:string"),
+            key=("state_table",),
+            description="Per state table and date: the run (its ds) that wrote the stored state. A state is "
+                        "final once written by a run L days after its date; runs merge from final states.",
         ),
         Table(
             "features.cleaning_params",

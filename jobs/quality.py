@@ -48,6 +48,7 @@ class ValidationFailed(PlatformError):
     """Bad input: the partition did not pass its expectation suite."""
 
     hint = "nothing downstream was written; fix the input partition and rerun this date (Data Docs show details)"
+    exit_code = 3  # a gate: not retried
 
 
 @dataclass

@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from core import lifecycle, model_runtime, tables, warehouse
 from core import settings as settings_mod
 from core.errors import PlatformError
+from core.settings import MODEL_CHOICES
 
 _OUTPUT = tables.table("segments.user_segments")
 _PREDICTION_COLUMNS = ["user_id", "segment_id", "segment_name", "confidence", "probabilities"]
@@ -100,31 +101,85 @@ def score_users(features: DataFrame, model_dir: Path, partitions: int | None = N
 
 @dataclass(frozen=True)
 class Champion:
+    """The model version a scoring run uses, pinned by version."""
+
     version: str
     uri: str
     extra_columns: tuple[str, ...]  # table columns the model ignores (informational)
+    chosen: str = "champion"  # why this version: "champion", or "recorded" (the date's first labelling)
+
+
+DATE_MODELS = "segments.date_models"
+
+
+def recorded_version(ds: str) -> str | None:
+    """The model version that first labelled ds (``segments.date_models``); for dates labelled before the
+    record existed, the version of the stored labels; None for a date never labelled."""
+    name = settings_mod.load().model_name
+    if ds in warehouse.partitions(DATE_MODELS):
+        rows = [r for r in warehouse.read_arrow(DATE_MODELS, ds).to_pylist() if r["model_name"] == name]
+        if rows:
+            return rows[0]["first_version"]
+    if ds in warehouse.partitions("segments.user_segments"):
+        versions = warehouse.read_arrow("segments.user_segments", ds, ["model_name", "model_version"]).to_pylist()
+        found = {r["model_version"] for r in versions if r["model_name"] == name and r["model_version"]}
+        if len(found) == 1:
+            return found.pop()
+    return None
+
+
+def record_version(ds: str, version: str) -> None:
+    """Record that ``version`` labelled ds; the first version that did is kept."""
+    import pyarrow as pa
+
+    name = settings_mod.load().model_name
+    rows = warehouse.read_arrow(DATE_MODELS, ds).to_pylist() if ds in warehouse.partitions(DATE_MODELS) else []
+    first = next((r["first_version"] for r in rows if r["model_name"] == name), version)
+    rows = [r for r in rows if r["model_name"] != name] + [
+        {"model_name": name, "first_version": first, "version": version}]
+    warehouse.write_arrow(DATE_MODELS, pa.Table.from_pylist(rows, schema=tables.table(DATE_MODELS).arrow_schema()),
+                          ds)
+
+
+def resolve_model(ds: str, choice: str = "recorded") -> Champion:
+    """The version that labels ds, pinned, after checking its input schema against features.user_features.
+
+    ``recorded``: the version that first labelled ds (a rerun or backfill reproduces the date's labels),
+    the champion for a date never labelled; ``champion``: the current champion. Cheap (registry + MLmodel
+    file + Parquet footer): the CLI calls it before building a Spark session, so a missing model or a
+    contract change fails in seconds with the columns named.
+    """
+    from core.model_registry import champion_version, check_model_schema, configure_mlflow, is_not_found
+
+    if choice not in MODEL_CHOICES:
+        raise PlatformError(f"unknown model choice {choice!r}", hint=f"choose from {', '.join(MODEL_CHOICES)}")
+    s = settings_mod.load()
+    configure_mlflow()
+    version = recorded_version(ds) if choice == "recorded" else None
+    chosen = "recorded" if version else "champion"
+    if version is None:
+        champion = champion_version()
+        if champion is None:
+            raise NoChampion(
+                f"the MLflow registry has no '{s.model_name}@champion' model at {s.mlflow_tracking_uri}; "
+                f"train one first: segments train --ds {ds}"
+            )
+        version = str(champion.version)
+    # Pin the version: if someone promotes a new champion mid-run, every worker still uses this one.
+    uri = f"models:/{s.model_name}/{version}"
+    try:
+        diff = check_model_schema(uri, ds, label=f"{chosen} v{version}")
+    except Exception as exc:
+        if chosen != "recorded" or not is_not_found(exc):
+            raise
+        raise PlatformError(f"{s.model_name} v{version}, which first labelled ds={ds}, is no longer in the "
+                            "registry", hint="relabel the date with the champion: --model champion") from None
+    return Champion(version, uri, diff.extra, chosen)
 
 
 def resolve_champion(ds: str) -> Champion:
-    """The champion pinned by version, after checking its input schema against features.user_features.
-
-    Cheap (registry + MLmodel file + Parquet footer): the CLI calls it before building a Spark session,
-    so a missing champion or a contract change fails in seconds with the columns named.
-    """
-    from core.model_registry import champion_version, check_model_schema, configure_mlflow
-
-    s = settings_mod.load()
-    configure_mlflow()
-    champion = champion_version()
-    if champion is None:
-        raise NoChampion(
-            f"the MLflow registry has no '{s.model_name}@champion' model at {s.mlflow_tracking_uri}; "
-            f"train one first: segments train --ds {ds}"
-        )
-    # Pin the version: if someone promotes a new champion mid-run, every worker still uses this one.
-    uri = f"models:/{s.model_name}/{champion.version}"
-    diff = check_model_schema(uri, ds, label=f"champion v{champion.version}")
-    return Champion(str(champion.version), uri, diff.extra)
+    """The current champion, pinned (``resolve_model(ds, "champion")``)."""
+    return resolve_model(ds, "champion")
 
 
 def with_lifecycle(scored: DataFrame, lifetime: DataFrame, ds: str, churned_days: int) -> DataFrame:
@@ -156,10 +211,11 @@ def with_lifecycle(scored: DataFrame, lifetime: DataFrame, ds: str, churned_days
 
 
 def score(spark: SparkSession, ds: str, champion: Champion | None = None) -> ScoreSummary:
-    """Write segments.user_segments for ds with the champion pinned by version for the whole run: the
-    active customers scored by the model, every other customer ever seen with a lifecycle segment."""
+    """Write segments.user_segments for ds with one model version pinned for the whole run (default: the
+    version that first labelled ds, else the champion): the active customers scored by the model, every
+    other customer ever seen with a lifecycle segment. Records the version in ``segments.date_models``."""
     s = settings_mod.load()
-    champion = champion or resolve_champion(ds)
+    champion = champion or resolve_model(ds)
     model_dir = model_runtime.local_model_dir(champion.uri, f"{s.model_name}-v{champion.version}")
     features = warehouse.read_spark(spark, "features.user_features", ds=ds).drop("ds")  # not a model input
     lifetime = warehouse.read_spark(spark, "features.user_lifetime", ds=ds)
@@ -170,6 +226,7 @@ def score(spark: SparkSession, ds: str, champion: Champion | None = None) -> Sco
         F.lit(ds).alias("ds"),
     )
     warehouse.write_spark(labels, "segments.user_segments")
+    record_version(ds, champion.version)
     counts = dict(warehouse.read_spark(spark, "segments.user_segments", ds=ds).groupBy("lifecycle").count()
                   .collect())
     return ScoreSummary(ds=ds, users=counts.pop(lifecycle.ACTIVE, 0), model_name=s.model_name,

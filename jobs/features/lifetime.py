@@ -10,14 +10,14 @@ RFM are exact without rescanning history. Revenue is summed as ``DECIMAL(.., 2)`
 merging partial sums in any order gives bit-identical results: rebuilding from scratch and updating day
 by day agree exactly (tests/integration/test_feature_build.py).
 
-``build_lifetime``: run ds rewrites ``user_lifetime`` for ``[ds-L, ds]`` (the days whose ``user_daily``
-may have changed) = the latest stored state ``p < ds-L`` merged with ``user_daily`` days ``(p, ds]``. In
-date order, ``p = ds-L-1`` was last rewritten by run ``ds-1``, when all its days were final, so the
-incremental state equals a rebuild from scratch. Without a stored state it starts from scratch (all
-``user_daily <= ds``) and also stores ``ds-L-1``, so that the next run is incremental. The state merged
-from always predates the first ``user_daily`` day the run rebuilt; a backfill (``--rebuild-from``)
-rewrites only the states ``[ds-L, ds]``, so backfill a range by running the dates in order (as an
-Airflow backfill does) when the lifetime states inside it are needed too.
+``build_lifetime``: run ds writes the states of ds-L (final: every day up to ds-L is complete once
+partition ds has arrived; a later run's base) and ds (as of ds: what ``user_features`` and scoring of ds
+read) = the latest *final* stored state ``p < ds-L`` (``planning.is_final``) merged with ``user_daily`` days
+``(p, ds]`` as this run sees them (``user_daily.read_daily``: up to ds, the as-of versions of days revised
+since). In date order, ``p = ds-L-1`` was written final by run ``ds-1``, so the incremental state equals a
+rebuild from scratch. Without a final stored state it starts from scratch (all ``user_daily <= ds``) and
+also stores ds-L-1, so that the next run is incremental. A rerun of an old date writes its as-of state
+over the final one; later runs then merge from an older final state (they read a few more days).
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ from pyspark.sql import functions as F
 
 from core import warehouse
 from jobs.dates import shift
-from jobs.features.planning import window_dates
-from jobs.features.user_daily import purchase_day
+from jobs.features.planning import is_final
+from jobs.features.user_daily import AsOfDaily, purchase_day, read_daily
+
+STATE = "features.user_lifetime"
 
 STATE_COLUMNS = ("first_seen_ds", "last_seen_ds", "first_purchase_ds", "last_purchase_ds", "lifetime_orders",
                  "lifetime_revenue", "lifetime_active_days")
@@ -90,20 +92,20 @@ def lifetime_states(previous: DataFrame | None, daily: DataFrame, dates: list[st
         "_as_of", "ds")
 
 
-def build_lifetime(spark: SparkSession, ds: str, late_days: int,
-                   first_rebuilt: str | None = None) -> str | None:
-    """Rewrite user_lifetime for [ds-L, ds]; return the stored state merged from (None: from scratch).
+def build_lifetime(spark: SparkSession, ds: str, late_days: int, first_rebuilt: str | None = None,
+                   asof: AsOfDaily | None = None) -> tuple[str | None, list[str]]:
+    """Write user_lifetime for ds-L and ds; return the stored state merged from (None: from scratch) and
+    the dates written.
 
-    The state merged from must predate every user_daily day this run rebuilt (``first_rebuilt``).
+    The state merged from is final and predates every user_daily day this run rebuilt (``first_rebuilt``).
     """
-    dates = window_dates(ds, late_days + 1)
+    dates = sorted({shift(ds, -late_days), ds})
     before = min(dates[0], first_rebuilt or dates[0])
-    earlier = [p for p in warehouse.partitions("features.user_lifetime") if p < before]
-    base = earlier[-1] if earlier else None
+    earlier = [p for p in warehouse.partitions(STATE) if p < before]
+    base = next((p for p in reversed(earlier) if is_final(STATE, p, late_days)), None)
     if base is None:  # from scratch: also store ds-L-1 (final already), so that the next run is incremental
-        dates = window_dates(ds, late_days + 2)
-    previous = warehouse.read_spark(spark, "features.user_lifetime", ds=base) if base else None
-    daily = warehouse.read_spark(spark, "features.user_daily", since=shift(base, 1) if base else None,
-                               until=shift(ds, 1))
-    warehouse.write_spark_dates(lifetime_states(previous, daily, dates), "features.user_lifetime", dates)
-    return base
+        dates = [shift(ds, -late_days - 1), *dates]
+    previous = warehouse.read_spark(spark, STATE, ds=base) if base else None
+    daily = read_daily(spark, shift(base, 1) if base else None, shift(ds, 1), asof)
+    warehouse.write_spark_dates(lifetime_states(previous, daily, dates), STATE, dates)
+    return base, dates

@@ -12,7 +12,7 @@ tables (quarantine, cleaning log) and the planned days.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import reduce
 from typing import Mapping
 
@@ -205,3 +205,41 @@ def build_user_daily(spark: SparkSession, plan: DailyPlan, params: CleaningParam
     finally:
         for c in summaries.values():
             c.step_counts.unpersist()
+
+
+@dataclass(frozen=True)
+class AsOfDaily:
+    """user_daily of the plan's ``asof_days`` as of the run's ds, for this run only (a rerun of an old date
+    whose stored days hold rows that arrived later): persisted; ``release`` when the run is done."""
+
+    days: list[str]
+    frame: DataFrame
+
+    def release(self) -> None:
+        self.frame.unpersist()
+
+
+def build_asof_daily(spark: SparkSession, plan: DailyPlan, params: CleaningParams, late_days: int
+                     ) -> AsOfDaily | None:
+    """The as-of-ds user_daily of ``plan.asof_days`` from the plan's raw partitions (all ``<= ds``); None
+    when there is none. Never written: the stored days are more complete."""
+    if not plan.asof_days:
+        return None
+    sub = replace(plan, build_days=plan.asof_days)
+    cleaned = clean_inputs(spark, sub, params, late_days)
+    frame = daily_frame({name: cleaned[name].rows for name in DAILY_INPUTS}, sub).persist(
+        StorageLevel.MEMORY_AND_DISK)
+    frame.count()  # materialised once: the states and user_features read it
+    return AsOfDaily(plan.asof_days, frame)
+
+
+def read_daily(spark: SparkSession, since: str | None, until: str, asof: AsOfDaily | None = None) -> DataFrame:
+    """user_daily days in [since, until) as this run sees them: the stored days, with the as-of versions of
+    ``asof.days`` in place of the stored ones."""
+    stored = warehouse.read_spark(spark, "features.user_daily", since=since, until=until)
+    if asof is None:
+        return stored
+    mine = asof.frame.where(F.col("ds") < until)
+    if since is not None:
+        mine = mine.where(F.col("ds") >= since)
+    return stored.where(~F.col("ds").isin(asof.days)).unionByName(warehouse.conform(mine, "features.user_daily"))

@@ -21,8 +21,9 @@ window has no row.
 
 The holiday counts depend on ``SEGMENTS_HOLIDAY_COUNTRY``: each state row records the country, and
 ``build_window_state`` starts from scratch when the stored state was built for another one. Run ds writes
-the states of ds-L (final: the next run's base) and ds (read by the features), from the latest stored
-state ``p < ds-L`` (normally ds-L-1, final); without a usable stored state (none in the last 90 days, or
+the states of ds-L (final: the next run's base) and ds (as of ds: read by the features), from the latest
+final stored state ``p < ds-L`` (``planning.is_final``; normally ds-L-1) and the ``user_daily`` days as the
+run sees them (``user_daily.read_daily``); without a usable stored state (none in the last 90 days, or
 one for another country) it starts from the window of ds-L-1.
 """
 
@@ -38,7 +39,8 @@ from core import tables, warehouse
 from core.feature_catalog import DAYPARTS, WINDOW_DAYS
 from jobs.dates import shift
 from jobs.features.calendar import holiday_dates
-from jobs.features.user_daily import purchase_day
+from jobs.features.planning import is_final
+from jobs.features.user_daily import AsOfDaily, purchase_day, read_daily
 
 log = logging.getLogger(__name__)
 
@@ -181,16 +183,16 @@ def _state_country(ds: str) -> str | None:
     return countries[0].as_py() if len(countries) == 1 else None
 
 
-def build_window_state(spark: SparkSession, ds: str, late_days: int, first_rebuilt: str | None = None
-                       ) -> str | None:
+def build_window_state(spark: SparkSession, ds: str, late_days: int, first_rebuilt: str | None = None,
+                       asof: AsOfDaily | None = None) -> tuple[str | None, list[str]]:
     """Write the 90-day window states of ds-L and ds; return the stored state updated from (None: from
-    scratch).
+    scratch) and the dates written.
 
-    As for the lifetime state, the state updated from predates every user_daily day this run rebuilt.
-    Only ds-L (final after this run: the next run's base) and ds (what the features read) are written;
-    the days between are written by their own runs and rewritten, final, L runs later. Updating reads
-    the days entering and leaving the window since the base: a state older than the window, or built for
-    another holiday country, is not used.
+    As for the lifetime state, the state updated from is final and predates every user_daily day this run
+    rebuilt. Only ds-L (final after this run: the next run's base) and ds (what the features read) are
+    written; the days between are written by their own runs and rewritten, final, L runs later. Updating
+    reads the days entering and leaving the window since the base: a state older than the window, or built
+    for another holiday country, is not used.
     """
     country = settings_mod.load().holiday_country
     dates = sorted({shift(ds, -late_days), ds})
@@ -198,7 +200,7 @@ def build_window_state(spark: SparkSession, ds: str, late_days: int, first_rebui
     stored = set(warehouse.partitions(USERS_TABLE)) & set(
         warehouse.partitions(CATEGORIES_TABLE))
     earlier = sorted(p for p in stored if shift(ds, -WINDOW_DAYS) < p < before)
-    base = earlier[-1] if earlier else None
+    base = next((p for p in reversed(earlier) if is_final(USERS_TABLE, p, late_days)), None)
     if base is not None and _state_country(base) != country:
         log.warning("features.user_window of %s was built for another holiday country than %s: rebuilding "
                     "the window state from scratch", base, country)
@@ -208,9 +210,9 @@ def build_window_state(spark: SparkSession, ds: str, late_days: int, first_rebui
     start = shift(base or dates[0], 1 - WINDOW_DAYS)  # the oldest day the update may read
     previous = None if base is None else (warehouse.read_spark(spark, USERS_TABLE, ds=base),
                                           warehouse.read_spark(spark, CATEGORIES_TABLE, ds=base))
-    daily = warehouse.read_spark(spark, "features.user_daily", since=start, until=shift(ds, 1))
+    daily = read_daily(spark, start, shift(ds, 1), asof)
     users, categories = window_states(daily, dates, holiday_dates(country, start, ds),
                                                    previous=previous, base_ds=base)
     warehouse.write_spark_dates(users.withColumn("holiday_country", F.lit(country)), USERS_TABLE, dates)
     warehouse.write_spark_dates(categories, CATEGORIES_TABLE, dates)
-    return base
+    return base, dates

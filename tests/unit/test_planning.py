@@ -26,11 +26,29 @@ def test_daily_plan_rebuilds_the_lookback_and_reads_only_what_it_needs():
     assert plan.missing_days == []
 
 
-def test_rerun_of_an_old_date_reads_the_later_partitions_that_exist():
+def test_rerun_of_an_old_date_reads_no_partition_after_it():
+    # Point in time: 03-06 and 03-07 exist, but what the run of 03-05 computes is as of 03-05.
     raw = _days("2026-01-01", "2026-03-10")
     plan = planning.plan_daily("2026-03-05", 2, raw, raw)
     assert plan.build_days == ["2026-03-03", "2026-03-04", "2026-03-05"]
-    assert plan.read_partitions == sorted(_days("2026-03-03", "2026-03-07"))
+    assert plan.read_partitions == ["2026-03-03", "2026-03-04", "2026-03-05"]
+    assert planning.raw_window("2026-03-04", 2, "2026-03-05") == ["2026-03-04", "2026-03-05"]
+
+
+def test_rerun_of_an_old_date_builds_days_revised_since_as_of_it_without_writing_them():
+    # The stored 03-04 and 03-05 hold late rows that arrived in 03-06/03-07 ("ahead" of 03-05); 03-03 was
+    # final by 03-05 and is unchanged. The as-of versions of 03-04 and 03-05 are built for the run only.
+    raw = _days("2026-01-01", "2026-03-10")
+    plan = planning.plan_daily("2026-03-05", 2, raw, raw, up_to_date=lambda d: True,
+                               ahead=lambda d: d in {"2026-03-04", "2026-03-05"})
+    assert plan.build_days == [] and plan.kept_days == ["2026-03-03"]
+    assert plan.asof_days == ["2026-03-04", "2026-03-05"]
+    assert plan.read_partitions == ["2026-03-04", "2026-03-05"]
+    # A backfill range never writes an ahead day either.
+    backfill = planning.plan_daily("2026-03-05", 2, raw, raw, rebuild_from="2026-03-01",
+                                   ahead=lambda d: d == "2026-03-05")
+    assert backfill.build_days == sorted(_days("2026-03-01", "2026-03-04"))
+    assert backfill.asof_days == ["2026-03-05"]
 
 
 def test_fresh_warehouse_plans_every_missing_day_of_the_window_in_one_job():
