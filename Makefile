@@ -13,7 +13,7 @@ AIRFLOW_ENV := .venv-airflow
 PYTEST_JOB := $(JOB_ENV)/bin/python -m pytest -p no:cacheprovider
 PYTEST_AIRFLOW := $(AIRFLOW_ENV)/bin/python -m pytest -p no:cacheprovider
 
-.PHONY: help prereqs install demo test test-fast lock clean bench-score bench-features ablation example
+.PHONY: help prereqs install demo test test-fast lock clean bench-score bench-features ablation example up status down
 
 help:
 	@echo "make demo       install, seed a synthetic warehouse, train, run the daily DAG for 3 dates"
@@ -28,6 +28,10 @@ help:
 	@echo "make ablation   teacher methods x metrics on a seeded 50k-user warehouse -> bench/ABLATION.md"
 	@echo "make example    the worked example on real purchases (The Complete Journey): ingest, train, label, evaluate"
 	@echo "make clean      delete generated state under var/ (keeps the environments)"
+	@echo "make up         start the production-like stack: Airflow (api-server, scheduler, dag-processor, triggerer),"
+	@echo "                MLflow server, Spark master + worker, on PostgreSQL; commands of this checkout then use it"
+	@echo "make status     health and URL of every component of the stack (exit 1 when one is down)"
+	@echo "make down       stop every process of the stack (its databases and state are kept)"
 
 prereqs:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found. Install Python 3.11 (e.g. apt-get install python3.11 python3.11-venv)." >&2; exit 1; }
@@ -108,4 +112,15 @@ ablation: install
 	bin/ablation
 
 clean:
+	@[ ! -e var/stack/stack.env ] || { echo "error: the stack of var/ is up: make down first" >&2; exit 1; }
 	rm -rf var
+
+# The production-like stack on this machine (app/stack.py; docs/operations.md, "The production-like stack").
+up: install
+	@$(JOB_ENV)/bin/python -m app.stack up
+
+status:
+	@$(JOB_ENV)/bin/python -m app.stack status
+
+down:
+	@$(JOB_ENV)/bin/python -m app.stack down

@@ -2,7 +2,9 @@
 
 Defaults give the embedded platform (Parquet warehouse, SQLite MLflow, SQLite Airflow, DuckDB BI)
 under one root, ``SEGMENTS_HOME`` (default ``<repo>/var``). Setting ``SEGMENTS_HOME`` alone gives a
-completely separate platform. Stdlib only: the Airflow environment imports it at DAG parse time.
+completely separate platform. While the local production-like stack of that home is up (`make up`), the
+values of its ``$SEGMENTS_HOME/stack/stack.env`` are the defaults instead (``stack_defaults``).
+Stdlib only: the Airflow environment imports it at DAG parse time.
 
 Run ``python -m core.settings`` to print the effective settings.
 """
@@ -24,13 +26,18 @@ FEATURE_WINDOWS = (7, 30, 90)
 
 
 def _env(name: str, default: str) -> str:
+    """The variable from the environment; else, while the local stack is up, from its file; else default."""
     value = os.environ.get(name, "").strip()
+    if not value and name != "SEGMENTS_HOME":  # (the stack's file is found through SEGMENTS_HOME)
+        value = stack_defaults().get(name, "").strip()
     return value or default
 
 
 def _env_raw(name: str, default: str) -> str:
     """Like ``_env``, but a variable that is set and empty means empty (e.g. "no extra JVM options")."""
     value = os.environ.get(name)
+    if value is None:
+        value = stack_defaults().get(name)
     return default if value is None else value.strip()
 
 
@@ -38,6 +45,60 @@ class BadSetting(PlatformError, ValueError):
     """An environment variable holds a value the platform cannot use."""
 
     hint = "fix or unset the variable; `python -m core.settings` prints the effective settings"
+
+
+# The local production-like stack (`make up`, app/stack.py) writes the variables that point at its servers
+# (MLFLOW_TRACKING_URI, SEGMENTS_BI_URL, SEGMENTS_SPARK_MASTER, AIRFLOW_HOME, the Airflow metadata database
+# ...) to $SEGMENTS_HOME/stack/stack.env, and `make down` removes it. While it exists, its values are the
+# defaults of the settings (and of `airflow_environment`), so every command of that SEGMENTS_HOME uses the
+# stack; a variable set in the environment still wins. The file is KEY=VALUE lines in shell syntax.
+STACK_ENV_FILE = Path("stack") / "stack.env"
+_stack_cache: dict[str, tuple[tuple[int, ...], dict[str, str]]] = {}
+
+
+def stack_env_path(home: Path | str | None = None) -> Path:
+    """The stack's env file of ``home`` (default: the current SEGMENTS_HOME)."""
+    if home is None:
+        home = os.environ.get("SEGMENTS_HOME", "").strip() or REPO_ROOT / "var"
+    return Path(home).expanduser() / STACK_ENV_FILE
+
+
+def parse_env_file(text: str, source: str = "env file") -> dict[str, str]:
+    """KEY=VALUE lines, shell-quoted, ``#`` comments (what app/stack.py writes) -> a dict."""
+    import shlex
+
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            tokens = shlex.split(line, comments=True)
+        except ValueError as exc:
+            raise BadSetting(f"{source}, line {number}: {exc}") from None
+        for token in tokens:
+            key, sep, value = token.partition("=")
+            if not (sep and key.isidentifier()):
+                raise BadSetting(f"{source}, line {number}: expected KEY=VALUE, got {token!r}")
+            values[key] = value
+    return values
+
+
+def stack_defaults(home: Path | str | None = None) -> dict[str, str]:
+    """The running stack's variables for ``home`` (default: the current SEGMENTS_HOME), {} when it is not
+    up. Read again only when the file changes (it is consulted for every setting)."""
+    path = stack_env_path(home)
+    try:
+        st = path.stat()
+    except OSError:  # no stack (or no home): the embedded defaults
+        return {}
+    stamp = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+    cached = _stack_cache.get(str(path))
+    if cached is None or cached[0] != stamp:
+        try:
+            text = path.read_text()
+        except OSError:  # removed between stat and read: `make down` ran
+            return {}
+        cached = (stamp, parse_env_file(text, str(path)))
+        _stack_cache[str(path)] = cached
+    return dict(cached[1])
 
 
 # Teacher methods (ml/teacher.py): the RFM baseline, all features after PCA, features + sequence embedding.
@@ -236,12 +297,13 @@ def load() -> Settings:
 
 
 def airflow_environment(settings: Settings | None = None) -> dict[str, str]:
-    """Environment for the Airflow processes of the embedded platform (used by bin/airflow)."""
+    """Environment for the Airflow processes of the platform (used by bin/airflow): the embedded one, or
+    the local stack's while it is up (``stack_defaults``)."""
     s = settings or load()
     spark_conn = (
         '{"conn_type": "spark", "host": "%s", "extra": {"spark-binary": "spark-submit"}}' % s.spark_master
     )
-    return {
+    env = {
         "SEGMENTS_HOME": str(s.home),
         "AIRFLOW_HOME": str(s.airflow_home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
@@ -253,6 +315,11 @@ def airflow_environment(settings: Settings | None = None) -> dict[str, str]:
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
         "AIRFLOW_CONN_SPARK_DEFAULT": os.environ.get("AIRFLOW_CONN_SPARK_DEFAULT", spark_conn),
     }
+    # While the local stack is up: its Airflow settings (metadata database, executor, auth, ports) replace
+    # the embedded ones; a variable set in the environment still wins.
+    stack = {key: os.environ.get(key, "").strip() or value for key, value in stack_defaults(s.home).items()
+             if key.startswith("AIRFLOW_")}
+    return {**env, **stack}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,8 +331,12 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in airflow_environment().items():
             print(f"export {key}={shlex.quote(os.environ.get(key) or value)}")
         return 0
-    for key, value in asdict(load()).items():
+    settings = load()
+    for key, value in asdict(settings).items():
         print(f"{key} = {value}")
+    if stack_defaults(settings.home):
+        print(f"stack = {stack_env_path(settings.home)} (the local stack is up: its values are the defaults "
+              "of the settings above; variables set in the environment win)")
     return 0
 
 

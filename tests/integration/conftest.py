@@ -51,3 +51,32 @@ def trained_platform(tmp_path_factory, spark):
         assert cli.main(["-q", "features", "--ds", DS]) == 0
         assert cli.main(["-q", "train", "--ds", DS]) == 0
         yield home
+
+
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory):
+    """The production-like stack of `make up` (app/stack.py), running for the tests of a module: real
+    Airflow (api-server, scheduler, dag-processor, triggerer), MLflow server and Spark master + worker
+    processes, in a SEGMENTS_HOME of its own, with databases of its own on the test server (prefix
+    segments_test_<random>: <prefix>_airflow, _mlflow, _bi, dropped afterwards) and free ports. PostgreSQL is
+    required: no skip. Yields the StackConfig; commands run with SEGMENTS_HOME=str(config.home) use the
+    stack (its stack.env), e.g. `bin/airflow backfill create ...` for its scheduler to run. The stack's
+    processes (and the Airflow tasks they run) inherit this process's environment as it is when the fixture
+    starts: set variables such as SEGMENTS_TRAIN_EPOCHS before requesting it."""
+    import psycopg
+
+    from app import stack
+
+    config = stack.StackConfig.from_env(
+        home=tmp_path_factory.mktemp("stack"), postgres_url=ADMIN_URL,
+        prefix=f"segments_test_{uuid.uuid4().hex[:8]}", ports=stack.free_ports(), timeout=300)
+    try:
+        stack.up(config)
+        yield config
+    finally:
+        try:
+            stack.down(config.home)
+        finally:
+            with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
+                for which in stack.DATABASES:
+                    admin.execute(f'DROP DATABASE IF EXISTS "{config.database(which)}" WITH (FORCE)')
