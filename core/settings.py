@@ -209,6 +209,7 @@ class Settings:
     gx_dir: Path
     spark_master: str
     spark_driver_memory: str
+    spark_executor_memory: str  # executors of a Spark cluster (the stack's worker); unused with local[N]
     spark_shuffle_partitions: int
     spark_profile: str  # a key of SPARK_PROFILES
     spark_java_options: str  # driver JVM options; "" = the JVM's defaults
@@ -267,6 +268,7 @@ def load() -> Settings:
         gx_dir=Path(_env("SEGMENTS_GX_DIR", str(home / "gx"))),
         spark_master=_env("SEGMENTS_SPARK_MASTER", "local[2]"),
         spark_driver_memory=_env("SEGMENTS_SPARK_DRIVER_MEMORY", "4g"),
+        spark_executor_memory=_env("SEGMENTS_SPARK_EXECUTOR_MEMORY", "2g"),
         spark_shuffle_partitions=int(_env("SEGMENTS_SPARK_SHUFFLE_PARTITIONS", "64")),
         spark_profile=profile,
         spark_java_options=_env_raw("SEGMENTS_SPARK_JAVA_OPTIONS", SPARK_PROFILES[profile]),

@@ -44,7 +44,8 @@ def build_spark(app_name: str = "segments") -> SparkSession:
     # spark-submit starts the JVM first and hands Python its gateway; then the submit command
     # (Airflow's Spark connection and the DAG's conf) owns master, memory and JVM options.
     if not os.environ.get("PYSPARK_GATEWAY_PORT"):
-        builder = builder.master(s.spark_master).config("spark.driver.memory", s.spark_driver_memory)
+        builder = (builder.master(s.spark_master).config("spark.driver.memory", s.spark_driver_memory)
+                   .config("spark.executor.memory", s.spark_executor_memory))
         if s.spark_java_options:
             builder = builder.config("spark.driver.extraJavaOptions", s.spark_java_options)
     spark = builder.getOrCreate()

@@ -3,7 +3,9 @@
 ``generate(users, days, end_date, seed)`` writes one ``ds`` partition per UTC day from
 ``end_date - (days - 1)`` to ``end_date`` of ``raw.events``, ``raw.orders`` and ``raw.users`` (those of the
 shop's ``SEGMENTS_RAW_TABLES``: ``raw.orders`` alone is the orders-only shop of docs/data-contract.md), and
-the unpartitioned answer key ``eval.planted_personas`` (read by evaluation code only).
+the unpartitioned answer key ``eval.planted_personas`` (read by evaluation code only). Like ``segments
+ingest``, it writes the empty completeness marker ``_SUCCESS`` (``core.warehouse.SUCCESS_MARKER``) into each
+raw partition, after its data: the daily DAG waits for it; readers take ``*.parquet`` only.
 
 Personas (share of users, fixed by largest-remainder allocation, then shuffled):
 
@@ -62,6 +64,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -125,13 +128,13 @@ def generate(users: int, days: int, end_date: str, seed: int = 42, progress: boo
                 arriving.setdefault(d + delay, []).append(rows)
         events = pa.concat_tables([by_delay[0], *arriving.pop(d, [])])
         if "raw.events" in written:
-            warehouse.write_arrow("raw.events", events, ds)
+            _write_raw("raw.events", events, ds)
             n_events += events.num_rows
         if "raw.orders" in written:
-            warehouse.write_arrow("raw.orders", orders, ds)
+            _write_raw("raw.orders", orders, ds)
             n_orders += orders.num_rows
         if "raw.users" in written:
-            warehouse.write_arrow("raw.users", pop.users_table.filter(pa.array(pop.signup_day <= d)), ds)
+            _write_raw("raw.users", pop.users_table.filter(pa.array(pop.signup_day <= d)), ds)
 
     counts = np.bincount(pop.persona, minlength=len(PERSONAS))
     return SeedSummary(
@@ -143,3 +146,10 @@ def generate(users: int, days: int, end_date: str, seed: int = 42, progress: boo
         orders=n_orders,
         persona_counts={p: int(c) for p, c in zip(PERSONAS, counts)},
     )
+
+
+def _write_raw(name: str, data: pa.Table, ds: str) -> None:
+    """Replace one raw partition, then mark it complete: the marker is written last, as ``segments ingest``
+    does, so whoever waits for it (the daily DAG) never reads a partition that is still being written."""
+    warehouse.write_arrow(name, data, ds)
+    (Path(warehouse.partition_path(name, ds)) / warehouse.SUCCESS_MARKER).touch()

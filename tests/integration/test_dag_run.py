@@ -57,9 +57,9 @@ def test_daily_dag_run_for_one_date(airflow_platform):
 
 
 def test_a_failed_gate_reaches_the_task_log_as_its_one_error_line(airflow_platform):
-    # One task of the DAG through Airflow's task runner and the SparkSubmitOperator, for a date without data
-    # (`tasks test` exits 0 whatever the task did: its log says how it ended).
-    out = _airflow("tasks", "test", "segment_users_daily", "validate_raw", "2026-05-01", timeout=600)
+    # The chain task through Airflow's task runner and the SparkSubmitOperator, for a date without data: its
+    # first stage, the raw gate, fails (`tasks test` exits 0 whatever the task did: its log says how it ended).
+    out = _airflow("tasks", "test", "segment_users_daily", "segment_users", "2026-05-01", timeout=600)
     lines = (out.stdout + out.stderr).splitlines()
     assert any("Task failed" in line for line in lines), "\n".join(lines[-40:])
     # The lines reach Airflow's log as the command printed them, each a line of its own.
