@@ -101,7 +101,7 @@ def plan_daily(ds: str, late_days: int, raw_days: set[str], have_daily: set[str]
     lookback = window_dates(ds, late_days + 1)  # [ds-L, ds]: late rows may have changed them
     stored = [d for d in lookback if d in have_daily and d in raw_days]
     asof = {d for d in stored if ahead is not None and ahead(d)}
-    kept = {d for d in stored[:-1] if d != ds and d not in asof and up_to_date is not None and up_to_date(d)}
+    kept = {d for d in stored if d != ds and d not in asof and up_to_date is not None and up_to_date(d)}
     wanted = set(lookback) - kept - asof
     missing = {d for d in window_dates(ds) if d not in have_daily} - wanted
     if rebuild_from is not None:

@@ -106,3 +106,10 @@ E, O = "raw.events", "raw.orders"
 ])
 def test_inputs_unchanged(recorded, current, late_rows_in, unchanged):
     assert planning.inputs_unchanged(recorded, current, lambda key: key in late_rows_in) is unchanged
+
+
+def test_a_normal_day_keeps_each_lookback_day_whose_inputs_did_not_change():
+    # ds itself is new (no user_daily yet): both lookback days may be kept.
+    raw = _days("2026-01-01", "2026-03-10")
+    plan = planning.plan_daily("2026-03-10", 2, raw, _days("2025-12-01", "2026-03-09"), up_to_date=lambda d: True)
+    assert plan.build_days == ["2026-03-10"] and plan.kept_days == ["2026-03-08", "2026-03-09"]
