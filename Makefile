@@ -25,6 +25,7 @@ help:
 	@echo "make bench-features  feature stage, Spark vs DuckDB: daily run + full rebuild (N=200000 users, D=90 days)"
 	@echo "make bench-daily     the whole daily run (segments run) of this checkout vs BASE (a git ref, default HEAD), N users"
 	@echo "make bench-ingest    segments ingest vs a plain DuckDB COPY, CSV and Parquet (ROWS=3000000 orders, 90 days)"
+	@echo "make bench-orchestration  the daily DAG per date (300 users) vs BASE; a 14-date backfill on the stack vs a loop"
 	@echo "make ablation   teacher methods x metrics on a seeded 50k-user warehouse -> bench/ABLATION.md"
 	@echo "make example    the worked example on real purchases (The Complete Journey): ingest, train, label, evaluate"
 	@echo "make clean      delete generated state under var/ (keeps the environments)"
@@ -101,6 +102,14 @@ bench-daily: install
 ROWS ?= 3000000
 bench-ingest: install
 	$(JOB_ENV)/bin/python -m bench.bench_ingest --rows $(ROWS) --days $(D) $(if $(BENCH_HOME),--home $(BENCH_HOME))
+
+# Orchestration cost: (1) the daily DAG for one date (airflow dags test, 300 users) of this checkout vs BASE;
+# (2) a 14-date backfill of 20,000 users through the stack's scheduler vs `segments run` in a shell loop.
+# PART=dag|backfill runs one of them; see docs/benchmarks.md.
+.PHONY: bench-orchestration
+PART ?= all
+bench-orchestration: install
+	$(JOB_ENV)/bin/python -m bench.bench_orchestration --part $(PART) --baseline $(BASE)
 
 # The worked public example: a real purchase log through the whole platform, evaluated by the next 90 days
 # against RFM baselines (examples/completejourney/run.sh; CUTOFFS="..." to change the dates).

@@ -76,6 +76,28 @@ def check_deployment(dag_id: str, unpause: bool = False) -> None:
             print(f"unpaused {dag_id}")
 
 
+def wait_closed(dag_id: str, timeout: float = 75.0) -> None:
+    """Wait until the scheduler has closed the open backfills of ``dag_id`` whose runs have all ended (it
+    checks every 30 s); a backfill with runs still queued or running is left alone."""
+    from airflow.models.backfill import Backfill
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from sqlalchemy import select
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with create_session() as session:
+            open_ids = session.scalars(select(Backfill.id).where(
+                Backfill.dag_id == dag_id, Backfill.completed_at.is_(None))).all()
+            busy = session.scalar(select(DagRun.id).where(
+                DagRun.backfill_id.in_(open_ids), DagRun.state.in_((DagRunState.QUEUED, DagRunState.RUNNING)))
+                .limit(1)) if open_ids else None
+        if not open_ids or busy is not None or time.monotonic() > deadline:
+            return
+        time.sleep(2)
+
+
 def create(dag_id: str, first: str, last: str, reprocess: str, model: str, user: str) -> tuple[int, list[DateOutcome]]:
     """Create the backfill; return its id and what happened to each date, oldest first."""
     from airflow.models.backfill import (
@@ -89,6 +111,7 @@ def create(dag_id: str, first: str, last: str, reprocess: str, model: str, user:
     from sqlalchemy import select
 
     start, end = _utc(first), _utc(last)
+    wait_closed(dag_id)  # a backfill whose runs just ended is closed by the scheduler within 30 s
     with create_session() as session:
         existed = set(session.scalars(select(DagRun.logical_date).where(
             DagRun.dag_id == dag_id, DagRun.logical_date >= start, DagRun.logical_date <= end)))
@@ -208,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     failed = sorted(ds for ds, state in states.items() if state != "success")
     print(f"done: {len(states) - len(failed)} succeeded, {len(failed)} failed" +
-          (f" ({', '.join(failed)})" if failed else ""))
+          (f" ({', '.join(failed)})" if failed else ""), flush=True)
+    wait_closed(args.dag)  # the scheduler closes it within 30 s: then the next backfill can start at once
     return 1 if failed else 0
 
 

@@ -9,6 +9,8 @@ installed ``ml`` package) and scores its Arrow batches (mapInPandas). Rows never
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -52,7 +54,7 @@ def _load_segmenter(model_dir_name: str) -> Any:
 
     Spark reuses Python workers across tasks (spark.python.worker.reuse, on by default), so the network
     is built once per worker, not once per task or batch. Workers read the model directory shipped with
-    SparkContext.addFile and never import MLflow; the driver checked the input schema before the job.
+    ``_ship_model`` and never import MLflow; the driver checked the input schema before the job.
     """
     from pyspark import SparkFiles
 
@@ -83,6 +85,23 @@ def _predictor(model_dir_name: str) -> Callable[[Iterator[pd.DataFrame]], Iterat
     return predict
 
 
+def _ship_model(spark: SparkSession, model_dir: Path) -> str:
+    """Send the model directory to every executor; return the name ``SparkFiles.get`` finds it by.
+
+    In local mode the directory itself (``addFile`` recursive). A cluster takes no local directory
+    (UNSUPPORTED_ADD_FILE.LOCAL_DIRECTORY): a zip of it, which each executor unpacks (``addArchive``).
+    """
+    if spark.sparkContext.master.startswith("local"):
+        spark.sparkContext.addFile(str(model_dir), recursive=True)
+        return model_dir.name
+    archive = model_dir.with_name(f"{model_dir.name}.zip")
+    if not archive.exists():  # the directory is per version and never changes: zipped once
+        partial = shutil.make_archive(str(archive.with_name(f".{archive.stem}-{os.getpid()}")), "zip", model_dir)
+        os.replace(partial, archive)
+    spark.sparkContext.addArchive(str(archive))
+    return archive.name
+
+
 def score_users(features: DataFrame, model_dir: Path, partitions: int | None = None) -> DataFrame:
     """features.user_features rows -> user_id, segment_id, segment_name, confidence, probabilities.
 
@@ -91,12 +110,12 @@ def score_users(features: DataFrame, model_dir: Path, partitions: int | None = N
     in more workers.
     """
     spark = features.sparkSession
-    spark.sparkContext.addFile(str(model_dir), recursive=True)  # workers: SparkFiles.get(model_dir.name)
+    shipped = _ship_model(spark, model_dir)  # workers: SparkFiles.get(shipped)
     # Few, large Arrow batches: per-batch overhead (Python <-> JVM round trip, Keras call) is paid rarely.
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
     n = partitions or spark.sparkContext.defaultParallelism
     schema = _OUTPUT.spark_ddl(only=_PREDICTION_COLUMNS)
-    return features.repartition(n).mapInPandas(_predictor(model_dir.name), schema=schema)
+    return features.repartition(n).mapInPandas(_predictor(shipped), schema=schema)
 
 
 @dataclass(frozen=True)

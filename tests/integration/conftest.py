@@ -80,3 +80,16 @@ def local_stack(tmp_path_factory):
             with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
                 for which in stack.DATABASES:
                     admin.execute(f'DROP DATABASE IF EXISTS "{config.database(which)}" WITH (FORCE)')
+
+
+@pytest.fixture
+def platform_copy(trained_platform, tmp_path, monkeypatch, spark):
+    """A private copy of the trained platform's warehouse and registry (its model versions still read their
+    artifacts from the original, read-only) as SEGMENTS_HOME: a test may change anything in it."""
+    import shutil
+
+    home = tmp_path / "platform"
+    for part in ("warehouse", "mlflow"):
+        shutil.copytree(trained_platform / part, home / part)
+    monkeypatch.setenv("SEGMENTS_HOME", str(home))
+    return home

@@ -6,8 +6,6 @@ then rerun it with --model champion (v2; the first version stays recorded)."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from app import cli
@@ -18,13 +16,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
 
 @pytest.fixture
-def platform(trained_platform, tmp_path, monkeypatch, spark):
-    home = tmp_path / "platform"
-    for part in ("warehouse", "mlflow"):
-        shutil.copytree(trained_platform / part, home / part)
-    monkeypatch.setenv("SEGMENTS_HOME", str(home))
+def platform(platform_copy, monkeypatch):
     monkeypatch.setenv("SEGMENTS_TRAIN_EPOCHS", "2")
-    return home
+    return platform_copy
 
 
 def _labels() -> tuple[set[str], dict]:

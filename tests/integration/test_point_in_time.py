@@ -22,20 +22,11 @@ LATER = ["2026-03-30", "2026-03-31"]  # the partitions after DS
 RAW = ("raw.events", "raw.orders", "raw.users")
 
 
-@pytest.fixture
-def platform(trained_platform, tmp_path, monkeypatch, spark):
-    home = tmp_path / "platform"
-    for part in ("warehouse", "mlflow"):
-        shutil.copytree(trained_platform / part, home / part)
-    monkeypatch.setenv("SEGMENTS_HOME", str(home))
-    return home
-
-
 def _table(name: str, ds: str, key: list[str]) -> pd.DataFrame:
     return warehouse.read_pandas(name, ds).sort_values(key).reset_index(drop=True)
 
 
-def test_removing_every_partition_after_ds_gives_identical_features_and_labels(platform, tmp_path, capsys):
+def test_removing_every_partition_after_ds_gives_identical_features_and_labels(platform_copy, tmp_path, capsys):
     # The later dates run first, so the stored user_daily days DS-1 and DS hold their late rows.
     for ds in [DS, *LATER]:
         assert cli.main(["-q", "run", "--ds", ds]) == 0
