@@ -30,7 +30,7 @@ Time and late data (``L`` = ``SEGMENTS_LATE_DATA_DAYS``, default 2):
 - The states (``features.user_lifetime``, ``features.user_window``) of a date x are *final* when written
   by a run ``>= x + L`` (all their days complete), and *as of x* when written by run x.
   ``features.state_as_of`` records, per state and date, the run that wrote it; a run merges from the
-  latest final state only (``final_states``).
+  latest final state only (``is_final``).
 """
 
 from __future__ import annotations
