@@ -27,6 +27,8 @@ def test_each_location_overridable(platform_home, monkeypatch):
 def test_defaults_are_embedded(monkeypatch):
     for var in ("SEGMENTS_HOME", "SEGMENTS_SPARK_MASTER", "SEGMENTS_N_SEGMENTS"):
         monkeypatch.delenv(var, raising=False)
+    # ... unless `make up` runs a stack for var/: its stack.env is then the default (not under test here).
+    monkeypatch.setattr(settings, "stack_defaults", lambda home=None: {})
     s = settings.load()
     assert s.home == settings.REPO_ROOT / "var"
     assert s.spark_master == "local[2]" and s.n_segments == 6
