@@ -81,7 +81,7 @@ CASES: dict[str, tuple[str, Alter, str]] = {
 
 def _run_fails(capsys) -> str:
     capsys.readouterr()
-    assert cli.main(["-q", "run", "--ds", BAD_DS]) == 1
+    assert cli.main(["-q", "run", "--ds", BAD_DS]) == 3  # a gate rejected the input: not worth a retry
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "Traceback" not in err, err
@@ -142,12 +142,12 @@ def test_missing_and_empty_partitions_stop_the_run_with_different_lines(publishe
 
     before = _bi_state()
     capsys.readouterr()
-    assert cli.main(["-q", "run", "--ds", "2026-04-02"]) == 1
+    assert cli.main(["-q", "run", "--ds", "2026-04-02"]) == 3
     assert "error: raw.events ds=2026-04-02: no partition: the data has not arrived" in capsys.readouterr().err
     # A day the shop was closed: ingest writes an empty partition, which is there but holds nothing.
     warehouse.write_arrow("raw.events", tables.table("raw.events").arrow_schema().empty_table(), "2026-04-01")
     try:
-        assert cli.main(["-q", "run", "--ds", "2026-04-01"]) == 1
+        assert cli.main(["-q", "run", "--ds", "2026-04-01"]) == 3
         assert "error: raw.events ds=2026-04-01: the partition exists but holds no rows" in capsys.readouterr().err
     finally:
         warehouse.delete_partition("raw.events", "2026-04-01")

@@ -109,7 +109,7 @@ def test_bad_partition_stops_the_run_and_keeps_what_was_published(platform, spar
         assert failed.set_index("table_name").loc["raw.events", "failed"] == 2
 
         capsys.readouterr()
-        assert cli.main(["-q", "run", "--ds", BAD_DS]) == 1
+        assert cli.main(["-q", "run", "--ds", BAD_DS]) == 3  # the gate's exit status
         assert "error: raw.events ds=" in capsys.readouterr().err
         assert BAD_DS not in warehouse.partitions("features.user_features")  # nothing downstream was written
         assert BAD_DS not in warehouse.partitions("segments.user_segments")
