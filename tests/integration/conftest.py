@@ -92,4 +92,8 @@ def platform_copy(trained_platform, tmp_path, monkeypatch, spark):
     for part in ("warehouse", "mlflow"):
         shutil.copytree(trained_platform / part, home / part)
     monkeypatch.setenv("SEGMENTS_HOME", str(home))
+    # mlflow.set_tracking_uri() also exports MLFLOW_TRACKING_URI: left from an earlier test of the session, it
+    # would point this copy at the original registry (a test here promoted v2 to the shared platform's champion).
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(var, raising=False)
     return home
