@@ -124,7 +124,7 @@ clean:
 	@[ ! -e var/stack/stack.env ] || { echo "error: the stack of var/ is up: make down first" >&2; exit 1; }
 	rm -rf var
 
-# The production-like stack on this machine (app/stack.py; docs/operations.md, "The production-like stack").
+# The production-like stack on this machine (app/stack.py; docs/orchestration.md, "The production-like stack").
 up: install
 	@$(JOB_ENV)/bin/python -m app.stack up
 
