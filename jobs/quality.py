@@ -8,6 +8,10 @@ reject; rows, users, scale and mix against recent days. A failed gate raises ``V
 one-line message names the table, ds, each failed check with its column and the counts. Results land in
 Data Docs under ``<SEGMENTS_HOME>/gx`` and as a row of ``quality.validation_results``.
 
+The GX store keeps each suite, validation definition and checkpoint between runs and saves them again only
+when they would change (the suite carries a fingerprint of its spec in its meta): saving costs seconds for
+a big suite, as GX compares every expectation with every stored one.
+
 Two engines run the same suites: ``spark`` (big tables: raw events) and ``pandas`` (tables with one row
 per user: no JVM to start, which saves ~30 s per gate in a DAG run). Raw gates need Spark either way: the
 cleaning rules they bound are Spark expressions.
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -42,6 +47,7 @@ SUITES_DIR = REPO_ROOT / "expectations"
 Engine = Literal["spark", "pandas"]
 ENGINES: tuple[Engine, ...] = ("spark", "pandas")
 MISSING, EMPTY = "partition_exists", "partition_has_rows"  # the checks before a suite can run
+FINGERPRINT = "segments_fingerprint"  # our key in a stored suite's meta (GX adds keys of its own there)
 
 
 class ValidationFailed(PlatformError):
@@ -152,38 +158,93 @@ def _store_lock() -> Iterator[None]:
         yield
 
 
+def spec_fingerprint(spec: dict) -> str:
+    """sha256 of the suite spec's canonical JSON: what a stored suite must carry in its meta to be reused."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _batch_definition(context, table_name: str, engine: Engine):
+    """The table's whole-dataframe batch definition, added to the store only when missing."""
+    name = f"warehouse_{engine}"
+    # Not add_or_update: it replaces the data source with an empty one, which dropped the other tables'
+    # assets and gave this one new ids on every run.
+    sources = context.data_sources
+    try:
+        source = sources.get(name)
+    except KeyError:
+        source = sources.add_spark(name) if engine == "spark" else sources.add_pandas(name)
+    # get_asset, not a scan of source.assets: it points the asset back at this source, which knows the context
+    # (without it, saving a validation definition stores a source the run then cannot use).
+    try:
+        asset = source.get_asset(table_name)
+    except LookupError:
+        asset = source.add_dataframe_asset(name=table_name)
+    try:
+        return asset.get_batch_definition("partition")
+    except KeyError:
+        return asset.add_batch_definition_whole_dataframe("partition")
+
+
+def _suite(context, spec: dict):
+    """The stored suite of ``spec``, saved first unless the stored one has the spec's fingerprint."""
+    import great_expectations as gx
+    from great_expectations.exceptions import DataContextError
+
+    fingerprint = spec_fingerprint(spec)
+    try:
+        stored = context.suites.get(spec["name"])
+    except DataContextError:  # a new store
+        stored = None
+    if stored is not None and stored.meta.get(FINGERPRINT) == fingerprint:
+        return stored
+    meta = {**spec.get("meta", {}), FINGERPRINT: fingerprint}
+    return context.suites.add_or_update(gx.ExpectationSuite(**{**spec, "meta": meta}))
+
+
+def _runs(checkpoint) -> tuple:
+    """What a checkpoint does: the validation definitions (suite and batch definition) and actions it runs,
+    with which result format."""
+    # str(): a batch definition's id is a UUID when just added, a str when read from the store
+    definitions = [(d.name, d.suite.name, str(d.suite.id), str(d.data.id))
+                   for d in checkpoint.validation_definitions]
+    return checkpoint.name, definitions, [a.dict() for a in checkpoint.actions], checkpoint.result_format
+
+
+def _checkpoint(context, name: str, batch, suite):
+    """The stored checkpoint validating ``batch`` with ``suite`` and updating Data Docs, saved first (with
+    its validation definition) unless the stored one does just that."""
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.exceptions import DataContextError
+
+    wanted = gx.Checkpoint(
+        name=name,
+        validation_definitions=[gx.ValidationDefinition(name=name, data=batch, suite=suite)],
+        actions=[UpdateDataDocsAction(name="data_docs")],
+        result_format={"result_format": "SUMMARY"},
+    )
+    try:
+        stored = context.checkpoints.get(name)
+    except (DataContextError, ValueError):  # none yet, or what it names is gone (a pydantic ValueError)
+        stored = None
+    if stored is not None and _runs(stored) == _runs(wanted):
+        return stored
+    # The definition first: a stored checkpoint naming a definition that is gone cannot even be read.
+    context.validation_definitions.add_or_update(wanted.validation_definitions[0])
+    return context.checkpoints.add_or_update(wanted)
+
+
 def validate_dataframe(
     df: "DataFrame | pd.DataFrame", table_name: str, ds: str, engine: Engine
 ) -> ValidationOutcome:
     """Run the table's suite on ``df`` (one partition, Spark or pandas) and build Data Docs."""
-    import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
-
     spec = applicable(load_suite_spec(table_name), settings_mod.load().raw_tables)
     rows = len(df) if engine == "pandas" else df.count()
     with _store_lock():
         context = _context()
-        if engine == "spark":
-            source = context.data_sources.add_or_update_spark(name="warehouse_spark")
-        else:
-            source = context.data_sources.add_or_update_pandas(name="warehouse_pandas")
-        asset = next((a for a in source.assets if a.name == table_name), None) or source.add_dataframe_asset(
-            name=table_name
-        )
-        batch = next((b for b in asset.batch_definitions if b.name == "partition"), None)
-        batch = batch or asset.add_batch_definition_whole_dataframe("partition")
-        suite = context.suites.add_or_update(gx.ExpectationSuite(**spec))
-        definition = context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=f"{table_name}.{engine}", data=batch, suite=suite)
-        )
-        checkpoint = context.checkpoints.add_or_update(
-            gx.Checkpoint(
-                name=f"{table_name}.{engine}",
-                validation_definitions=[definition],
-                actions=[UpdateDataDocsAction(name="data_docs")],
-                result_format={"result_format": "SUMMARY"},
-            )
-        )
+        batch = _batch_definition(context, table_name, engine)
+        # The suite first: the stored checkpoint, read next, then holds the suite as saved.
+        checkpoint = _checkpoint(context, f"{table_name}.{engine}", batch, _suite(context, spec))
         result = checkpoint.run(batch_parameters={"dataframe": df})
         docs = context.get_docs_sites_urls()
     validation = next(iter(result.run_results.values()))
