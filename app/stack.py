@@ -7,12 +7,16 @@ Real processes of the two environments, each a server of its own, as in producti
   pool ``segments_writer`` (1 slot); the simple auth manager with everyone admin, bound to 127.0.0.1.
 - an MLflow tracking server (``.venv``) on PostgreSQL that owns and serves its artifact store;
 - a Spark standalone master and worker (``.venv``'s ``spark-class``), the ``spark_default`` connection;
+- a Spark Connect server (``spark-submit`` of ``SparkConnectServer``): one long-lived Spark driver on that
+  master that every job of the stack is a thin client of (SEGMENTS_SPARK_REMOTE, the Airflow connection
+  ``spark_connect_default``); its driver UI shows their queries;
 - BI publishing to PostgreSQL.
 
 Airflow, MLflow and BI each get a database of their own on one PostgreSQL server, ``<prefix>_airflow``,
 ``<prefix>_mlflow`` and ``<prefix>_bi``, created when missing and never dropped here. Everything else lives
 under ``$SEGMENTS_HOME/stack/``: ``logs/<component>.log``, ``run/<component>.json`` (pid and start time of
-each process), ``airflow/`` (AIRFLOW_HOME), ``mlflow/artifacts/``, ``spark/``, ``stack.json`` (the settings
+each process), ``airflow/`` (AIRFLOW_HOME), ``mlflow/artifacts/``, ``spark/`` (work dirs, scratch space,
+the Connect server's warehouse dir), ``stack.json`` (the settings
 it was started with) and, while it is up, ``stack.env``: the variables that point at its servers, which
 ``core/settings.py`` uses as defaults, so the commands of this checkout (``segments``, ``bin/airflow``)
 talk to the stack without further steps.
@@ -24,7 +28,7 @@ databases are created or checked: run it with the job environment's Python).
     .venv/bin/python -m app.stack up|status|down
 
 Tests use the same functions: ``up(StackConfig.from_env(home=..., prefix=..., ports=free_ports()))``,
-``status(home)`` and ``down(home)``.
+``status(home)`` and ``down(home)``; ``start_connect_server``/``stop_group`` run the Connect server alone.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,7 +57,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from core import settings as settings_mod
 from core.errors import PlatformError
-from core.settings import REPO_ROOT
+from core.settings import REPO_ROOT, spark_connect_connection, spark_connection
 
 HOST = "127.0.0.1"  # every server listens here only: the UI and API let everyone in as admin
 JOB_BIN = REPO_ROOT / ".venv" / "bin"
@@ -70,6 +75,8 @@ DEFAULT_PORTS = {
     "spark_master": 7077,
     "spark_master_ui": 8081,
     "spark_worker_ui": 8082,
+    "spark_connect": 15002,  # the Spark Connect server's gRPC endpoint: the jobs' sc:// URL
+    "spark_connect_ui": 4040,  # its driver UI (the jobs' queries, stages, SQL plans)
 }
 POOLS = {"segments_writer": (1, "one writer of the warehouse's shared state (daily and training DAGs)")}
 # Clients log artifacts through the server (--serve-artifacts): the experiment's artifact location.
@@ -108,6 +115,10 @@ class StackConfig:
     ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     worker_cores: int = 2
     worker_memory: str = "4g"
+    # The Spark Connect server's driver and executors: the platform's SEGMENTS_SPARK_DRIVER_MEMORY and
+    # SEGMENTS_SPARK_EXECUTOR_MEMORY (``from_env``), as for a job's own driver.
+    driver_memory: str = "4g"
+    executor_memory: str = "2g"
     timeout: float = 180.0  # seconds `up` waits for the components to be healthy
 
     @classmethod
@@ -124,13 +135,16 @@ class StackConfig:
 
         ports = {key: number(port_variable(key), default) for key, default in DEFAULT_PORTS.items()}
         ports.update(overrides.pop("ports", None) or {})
+        platform = settings_mod.load()
         values = dict(
-            home=Path(home).expanduser().resolve() if home else settings_mod.load().home,
+            home=Path(home).expanduser().resolve() if home else platform.home,
             postgres_url=env.get("SEGMENTS_STACK_POSTGRES_URL", "").strip() or DEFAULT_POSTGRES_URL,
             prefix=env.get("SEGMENTS_STACK_DB_PREFIX", "").strip() or DEFAULT_PREFIX,
             ports=ports,
             worker_cores=number("SEGMENTS_STACK_SPARK_WORKER_CORES", 2),
             worker_memory=env.get("SEGMENTS_STACK_SPARK_WORKER_MEMORY", "").strip() or "4g",
+            driver_memory=platform.spark_driver_memory,
+            executor_memory=platform.spark_executor_memory,
             timeout=number("SEGMENTS_STACK_TIMEOUT", 180.0, float),
         )
         values.update(overrides)
@@ -151,10 +165,18 @@ class StackConfig:
                 and self.prefix == self.prefix.lower() and len(self.prefix) <= 40):
             raise StackError("SEGMENTS_STACK_DB_PREFIX must be lower-case letters, digits and _ (starting "
                              f"with a letter, at most 40), got {self.prefix!r}")
-        if not (int(self.worker_cores) >= 1 and re.fullmatch(r"\d+[kmgt]?", str(self.worker_memory).lower())):
+        if not (int(self.worker_cores) >= 1 and _mebibytes(self.worker_memory)):
             raise StackError("SEGMENTS_STACK_SPARK_WORKER_CORES must be >= 1 and "
                              "SEGMENTS_STACK_SPARK_WORKER_MEMORY a size like 4g or 4096m, got "
                              f"{self.worker_cores!r} and {self.worker_memory!r}")
+        for name, size in (("SEGMENTS_SPARK_DRIVER_MEMORY", self.driver_memory),
+                           ("SEGMENTS_SPARK_EXECUTOR_MEMORY", self.executor_memory)):
+            if not _mebibytes(size):
+                raise StackError(f"{name} must be a size like 2g or 2048m, got {size!r}")
+        # Else the worker never starts an executor for the Connect server: every job would wait forever.
+        if _mebibytes(self.executor_memory) > _mebibytes(self.worker_memory):
+            raise StackError(f"SEGMENTS_SPARK_EXECUTOR_MEMORY ({self.executor_memory}) is more than the "
+                             f"worker offers (SEGMENTS_STACK_SPARK_WORKER_MEMORY, {self.worker_memory})")
         if set(self.ports) != set(DEFAULT_PORTS):
             raise StackError(f"ports must name exactly {', '.join(DEFAULT_PORTS)}")
         taken: dict[int, str] = {}
@@ -186,6 +208,10 @@ class StackConfig:
     def spark_master(self) -> str:
         return f"spark://{HOST}:{self.ports['spark_master']}"
 
+    @property
+    def spark_remote(self) -> str:
+        return f"sc://{HOST}:{self.ports['spark_connect']}"
+
     def database(self, which: str) -> str:
         return f"{self.prefix}_{which}"
 
@@ -201,7 +227,8 @@ class StackConfig:
             "host": HOST, "job_bin": str(JOB_BIN), "airflow_cli": str(AIRFLOW_CLI),
             "stack": str(self.stack_dir), "job_python": str(JOB_BIN / "python"),
             "spark_master": self.spark_master, "worker_cores": str(self.worker_cores),
-            "worker_memory": self.worker_memory,
+            "worker_memory": self.worker_memory, "driver_memory": self.driver_memory,
+            "executor_memory": self.executor_memory,
             "mlflow_db": self.database_url("mlflow", "postgresql+psycopg"),
             **{f"{key}_port": str(port) for key, port in self.ports.items()},
         }
@@ -211,7 +238,9 @@ class StackConfig:
 
     @classmethod
     def from_json(cls, data: dict) -> "StackConfig":
-        return cls(**{**data, "home": Path(data["home"])})
+        # A stack.json of an older version lacks the newer ports (spark_connect ...): their defaults.
+        ports = {**DEFAULT_PORTS, **data.get("ports", {})}
+        return cls(**{**data, "home": Path(data["home"]), "ports": ports})
 
 
 def port_variable(key: str) -> str:
@@ -219,9 +248,12 @@ def port_variable(key: str) -> str:
     return f"SEGMENTS_STACK_{key.upper()}_PORT"
 
 
-def spark_connection(master: str) -> str:
-    """The Airflow connection ``spark_default`` (AIRFLOW_CONN_SPARK_DEFAULT), as core.settings writes it."""
-    return json.dumps({"conn_type": "spark", "host": master, "extra": {"spark-binary": "spark-submit"}})
+def _mebibytes(size: str) -> float:
+    """A size as Spark writes it (4g, 4096m, 512k; a bare number is MiB) in MiB; 0 when it is not one."""
+    found = re.fullmatch(r"(\d+)([kmgt]?)b?", str(size).strip().lower())
+    if not found:
+        return 0
+    return int(found.group(1)) * {"k": 1 / 1024, "": 1, "m": 1, "g": 1024, "t": 1024 ** 2}[found.group(2)]
 
 
 def stack_environment(config: StackConfig) -> dict[str, str]:
@@ -232,10 +264,12 @@ def stack_environment(config: StackConfig) -> dict[str, str]:
         "MLFLOW_TRACKING_URI": f"http://{HOST}:{ports['mlflow']}",
         "SEGMENTS_MLFLOW_ARTIFACTS": MLFLOW_ARTIFACTS,
         "SEGMENTS_BI_URL": config.database_url("bi"),
-        "SEGMENTS_SPARK_MASTER": config.spark_master,
+        "SEGMENTS_SPARK_MASTER": config.spark_master,  # spark-submit against the master still works
+        "SEGMENTS_SPARK_REMOTE": config.spark_remote,  # every job: a client of the stack's Connect server
         "AIRFLOW_HOME": str(config.stack_dir / "airflow"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": config.database_url("airflow", "postgresql+psycopg2"),
         "AIRFLOW_CONN_SPARK_DEFAULT": spark_connection(config.spark_master),
+        "AIRFLOW_CONN_SPARK_CONNECT_DEFAULT": spark_connect_connection(config.spark_remote),
         **AIRFLOW_STACK_SETTINGS,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{ports['airflow']}/execution/",
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(ports["airflow_logs"]),
@@ -269,6 +303,8 @@ class Component:
     url: str
     ports: tuple[str, ...] = ()  # keys of StackConfig.ports it listens on (checked free before it starts)
     env: Mapping[str, str] = field(default_factory=dict)  # beyond the stack's environment
+    # Components that must be healthy before this one starts (compose.yaml: depends_on service_healthy).
+    after: tuple[str, ...] = ()
 
     def command(self, config: StackConfig) -> list[str]:
         values = config.values()
@@ -282,9 +318,34 @@ class Component:
         env["SEGMENTS_HOME"] = str(config.home)
         env[MARKER] = str(config.stack_dir)
         env["PATH"] = f"{JOB_BIN if self.venv == 'job' else AIRFLOW_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
+        if self.venv == "job":
+            # Spark binds its web UIs (they have kill links) to every interface unless this says otherwise;
+            # executors inherit it from the worker. Not in compose.yaml: containers listen on their network.
+            env["SPARK_LOCAL_IP"] = HOST
         env.update({key: value.format(**values) for key, value in self.env.items()})
         return env
 
+
+# The Spark Connect server's settings (--conf). The driver listens on 127.0.0.1 only, like every server here.
+SPARK_CONNECT_CONF = {
+    "spark.connect.grpc.binding.address": "{host}",
+    "spark.connect.grpc.binding.port": "{spark_connect_port}",
+    "spark.driver.host": "{host}",
+    "spark.ui.port": "{spark_connect_ui_port}",  # kept on: the jobs' queries are debugged there
+    "spark.executor.memory": "{executor_memory}",
+    "spark.default.parallelism": "{worker_cores}",  # jobs read it to size their work (jobs/session.py)
+    # The server lives as long as the stack: it gives the worker's cores back when idle, so that a
+    # spark-submit against the master (spark_default) is not starved by an idle server.
+    "spark.dynamicAllocation.enabled": "true",
+    "spark.dynamicAllocation.shuffleTracking.enabled": "true",  # no external shuffle service here
+    # An idle executor holding shuffle files (a finished client's) is kept this long, not until the driver's
+    # periodic GC (30 min) cleans them up: a spark-submit waits at most about this long for the cores.
+    "spark.dynamicAllocation.shuffleTracking.timeout": "120s",
+    "spark.sql.warehouse.dir": "{stack}/spark/warehouse",
+    "spark.pyspark.python": "{job_python}",
+    "spark.pyspark.driver.python": "{job_python}",
+    "spark.sql.session.timeZone": "UTC",
+}
 
 COMPONENTS: tuple[Component, ...] = (
     Component(
@@ -303,6 +364,19 @@ COMPONENTS: tuple[Component, ...] = (
         ports=("spark_worker_ui",),
         # Executors start from the worker's environment: the job env's Python, scratch space under the stack.
         env={"PYSPARK_PYTHON": "{job_python}", "SPARK_LOCAL_DIRS": "{stack}/spark/local"},
+    ),
+    Component(
+        # SparkSubmit knows this class: no application jar or file to submit.
+        "spark-connect", "job",
+        ("{job_bin}/spark-submit", "--master", "{spark_master}",
+         "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+         "--name", "segments-spark-connect", "--driver-memory", "{driver_memory}",
+         *(arg for key, value in SPARK_CONNECT_CONF.items() for arg in ("--conf", f"{key}={value}"))),
+        health="spark-connect", url="http://{host}:{spark_connect_ui_port}",
+        ports=("spark_connect", "spark_connect_ui"),
+        env={"PYSPARK_PYTHON": "{job_python}", "SPARK_LOCAL_DIRS": "{stack}/spark/local"},
+        # A driver started before its master retries, then gives up and exits: start it once it can register.
+        after=("spark-master",),
     ),
     Component(
         "mlflow", "job",
@@ -516,7 +590,7 @@ class _Probe:
     def __init__(self, config: StackConfig, records: Mapping[str, dict]) -> None:
         self.config, self.records, self._cache = config, records, {}
 
-    def json(self, url: str) -> dict:
+    def json(self, url: str) -> dict | list:
         if url not in self._cache:
             try:
                 code, body = _http(url)
@@ -546,6 +620,27 @@ def _check_spark_worker(probe: _Probe) -> tuple[bool, str]:
                      for w in master.get("workers", []))
     detail = f"{worker.get('cores')} cores, {worker.get('memory')} MB"
     return registered, detail + ("" if registered else f", not registered with {probe.config.spark_master}")
+
+
+def _check_spark_connect(probe: _Probe) -> tuple[bool, str]:
+    """The gRPC port accepts connections, and the driver's application is registered with the master."""
+    endpoint = probe.config.spark_remote
+    try:  # gRPC opens last, once the driver's SparkContext is up
+        socket.create_connection((HOST, probe.config.ports["spark_connect"]), timeout=5).close()
+    except OSError as exc:
+        return False, f"{endpoint}: {exc.strerror or exc}"
+    apps = probe.json(probe.url("spark_connect_ui", "/api/v1/applications"))
+    if isinstance(apps, dict) or not apps:
+        return False, f"{endpoint}; driver UI: " + (apps.get("_error", "?") if isinstance(apps, dict)
+                                                    else "no application")
+    app_id = apps[0].get("id")
+    master = probe.json(probe.url("spark_master_ui", "/json/"))
+    mine = [a for a in (master.get("activeapps", []) if isinstance(master, dict) else [])
+            if a.get("id") == app_id]
+    if not mine:
+        return False, f"{endpoint}, {app_id} not registered with {probe.config.spark_master}"
+    # Executors come and go with the load (dynamic allocation): 0 cores while idle.
+    return True, f"{endpoint}, {app_id}, {mine[0].get('cores', 0)} core(s) in use"
 
 
 def _check_mlflow(probe: _Probe) -> tuple[bool, str]:
@@ -589,6 +684,7 @@ def _heartbeat_check(key: str, heartbeat: str, name: str) -> Callable[[_Probe], 
 HEALTH_CHECKS: dict[str, Callable[[_Probe], tuple[bool, str]]] = {
     "spark-master": _check_spark_master,
     "spark-worker": _check_spark_worker,
+    "spark-connect": _check_spark_connect,
     "mlflow": _check_mlflow,
     "airflow-api-server": _check_airflow_api,
     "airflow-scheduler": _heartbeat_check("scheduler", "latest_scheduler_heartbeat", "airflow-scheduler"),
@@ -676,9 +772,14 @@ def _locked(stack_dir: Path) -> Iterator[None]:
 
 
 def _check_prerequisites() -> None:
-    for path in (JOB_BIN / "spark-class", JOB_BIN / "mlflow", AIRFLOW_BIN / "airflow", AIRFLOW_CLI):
+    for path in (JOB_BIN / "spark-class", JOB_BIN / "spark-submit", JOB_BIN / "mlflow",
+                 AIRFLOW_BIN / "airflow", AIRFLOW_CLI):
         if not os.access(path, os.X_OK):
             raise StackError(f"{path} is missing", hint="run `make install` first")
+    # The server's classes ship with pyspark 4's full package, not with the pyspark-client package.
+    if not list(JOB_BIN.parent.glob("lib/python*/site-packages/pyspark/jars/spark-connect_*.jar")):
+        raise StackError(f"the Spark Connect server's jar is missing from {JOB_BIN.parent}'s pyspark",
+                         hint="run `make install` (locks/job.txt installs the full pyspark)")
     if not (os.environ.get("JAVA_HOME") or any(os.access(Path(d) / "java", os.X_OK)
                                                 for d in os.environ.get("PATH", "").split(":") if d)):
         raise StackError("Java not found; Spark needs Java 17 or 21",
@@ -743,7 +844,8 @@ def up(config: StackConfig | None = None, out: Callable[[str], None] = print) ->
     config.validate()
     _check_prerequisites()
     with _locked(config.stack_dir):
-        for sub in ("logs", "run", "airflow", "mlflow/artifacts", "spark/work", "spark/local"):
+        for sub in ("logs", "run", "airflow", "mlflow/artifacts", "spark/work", "spark/local",
+                    "spark/warehouse"):
             (config.stack_dir / sub).mkdir(parents=True, exist_ok=True)
         records = _records(config.stack_dir)
         running = {name for name, record in records.items() if name in BY_NAME and _record_alive(record)}
@@ -767,8 +869,9 @@ def up(config: StackConfig | None = None, out: Callable[[str], None] = print) ->
             out(f"{name}: already running (pid {records[name]['pid']})")
 
         started_at = time.monotonic()
+        deferred = [c for c in to_start if c.after]  # started once those they come after are healthy
         for component in to_start:  # Spark and MLflow boot while Airflow's database is migrated
-            if component.venv == "job":
+            if component.venv == "job" and component not in deferred:
                 records[component.name] = _spawn(config, component)
         airflow_todo = [c for c in to_start if c.venv == "airflow"]
         init_log = config.logs_dir / "airflow-init.log"
@@ -779,14 +882,20 @@ def up(config: StackConfig | None = None, out: Callable[[str], None] = print) ->
                     out(f"airflow: metadata database {config.database('airflow')} is up to date")
                 else:
                     out(f"airflow: db migrate (log: {init_log})")
-                    _run_airflow(config, AIRFLOW_INIT[0], init_log, config.timeout)
+                    migrating = background.submit(_run_airflow, config, AIRFLOW_INIT[0], init_log,
+                                                  config.timeout)
+                    while deferred and not migrating.done():  # (the Connect server boots meanwhile)
+                        _start_ready(config, records, deferred)
+                        futures.wait([migrating], timeout=1.0)
+                    migrating.result()
                     _stamp_migrated(config)
                 for component in airflow_todo:
-                    records[component.name] = _spawn(config, component)
+                    if component not in deferred:
+                        records[component.name] = _spawn(config, component)
                 # The pools, while the components boot (DAGs are paused at creation: nothing runs before).
                 pools = background.submit(lambda: [_run_airflow(config, step, init_log, config.timeout)
                                                    for step in AIRFLOW_INIT[1:]])
-            _wait_healthy(config, records, started_at, out)
+            _wait_healthy(config, records, started_at, out, deferred)
             if pools is not None:
                 pools.result()
                 out(f"airflow: pool(s) {', '.join(f'{n} ({s} slot)' for n, (s, _) in POOLS.items())}")
@@ -814,6 +923,8 @@ def _summary(config: StackConfig) -> list[str]:
         f"  MLflow                   http://{HOST}:{ports['mlflow']}",
         f"  Spark master             {config.spark_master}  UI http://{HOST}:{ports['spark_master_ui']}",
         f"  Spark worker UI          http://{HOST}:{ports['spark_worker_ui']}",
+        f"  Spark Connect            {config.spark_remote}  (every job's Spark)  "
+        f"driver UI http://{HOST}:{ports['spark_connect_ui']}",
         f"  BI database              {config.database_url('bi')}",
         f"  Airflow metadata         {config.database_url('airflow')}",
         f"  logs                     {config.logs_dir}/",
@@ -821,14 +932,34 @@ def _summary(config: StackConfig) -> list[str]:
     ]
 
 
+def _start_ready(config: StackConfig, records: dict[str, dict], waiting: list[Component],
+                 healthy: set[str] | None = None) -> None:
+    """Start (and take off ``waiting``) each component whose ``after`` ones are healthy: those named in
+    ``healthy``, else probed now."""
+    probe = _Probe(config, records)
+    for component in list(waiting):
+        if all(name in healthy if healthy is not None else
+               _record_alive(records.get(name)) and HEALTH_CHECKS[BY_NAME[name].health](probe)[0]
+               for name in component.after):
+            waiting.remove(component)
+            records[component.name] = _spawn(config, component)
+
+
 def _wait_healthy(config: StackConfig, records: dict[str, dict], started_at: float,
-                  out: Callable[[str], None]) -> None:
+                  out: Callable[[str], None], deferred: list[Component] | None = None) -> None:
+    """Wait until every component is healthy; start each of ``deferred`` once its ``after`` ones are."""
     deadline = time.monotonic() + config.timeout
     pending = [c for c in COMPONENTS]
+    waiting = list(deferred or [])
+    healthy_ones: set[str] = set()
     last: dict[str, str] = {}
     while True:
+        _start_ready(config, records, waiting, healthy_ones)
         probe = _Probe(config, records)
         for component in list(pending):
+            if component in waiting:
+                last[component.name] = f"not started: waits for {', '.join(component.after)}"
+                continue
             record = records.get(component.name)
             if not _record_alive(record):
                 raise StackError(f"{component.name} exited during start-up; log: {record['log']}\n"
@@ -839,13 +970,15 @@ def _wait_healthy(config: StackConfig, records: dict[str, dict], started_at: flo
             last[component.name] = detail
             if healthy:
                 pending.remove(component)
+                healthy_ones.add(component.name)
                 out(f"{component.name}: healthy after {time.monotonic() - started_at:.0f}s  "
                     f"{component.url.format(**config.values())}")
         if not pending:
             return
         if time.monotonic() > deadline:
             names = ", ".join(c.name for c in pending)
-            details = "; ".join(f"{c.name}: {last.get(c.name, '?')} (log: {records[c.name]['log']})"
+            details = "; ".join(f"{c.name}: {last.get(c.name, '?')}"
+                                + (f" (log: {records[c.name]['log']})" if c.name in records else "")
                                 for c in pending)
             raise StackError(f"not healthy after {config.timeout:.0f}s: {names}. {details}",
                              hint="read the log; SEGMENTS_STACK_TIMEOUT waits longer; `make down` stops the "
@@ -945,6 +1078,62 @@ def down(home: Path | str | None = None, out: Callable[[str], None] = print,
             (stack_dir / "run" / f"{name}.json").unlink(missing_ok=True)
         out(f"no process of the stack is left. Kept: databases "
             f"{', '.join(f'{_prefix(home)}_{d}' for d in DATABASES)}, logs and state in {stack_dir}/")
+
+
+_SERVER_STARTED = "Spark Connect server started at"  # SparkConnectServer's log line once gRPC is bound
+
+
+def start_connect_server(directory: Path | str, master: str = "local[2]",
+                         timeout: float = 180.0) -> tuple[subprocess.Popen, str]:
+    """The stack's Spark Connect server alone (tests, benchmarks): its component's command and settings on
+    ``master`` (local[2]: no cluster) and free ports, its log and scratch space under ``directory``. Returns
+    the process, once its gRPC port accepts clients, and its sc:// URL; ``stop_group`` stops it."""
+    ports = free_ports((*DEFAULT_PORTS, "driver", "block_manager"))
+    config = StackConfig(home=Path(directory).expanduser().resolve(),
+                         ports={key: ports[key] for key in DEFAULT_PORTS})
+    component = BY_NAME["spark-connect"]
+    argv = component.command(config)
+    argv[argv.index("--master") + 1] = master
+    # The driver's own ports too: left to the OS, one of them can be the free port picked for gRPC (it was,
+    # once: the server then failed to bind it while a TCP check of that port succeeded).
+    argv += ["--conf", f"spark.driver.port={ports['driver']}", "--conf",
+             f"spark.blockManager.port={ports['block_manager']}"]
+    for sub in ("logs", "spark/local", "spark/warehouse"):
+        (config.stack_dir / sub).mkdir(parents=True, exist_ok=True)
+    # The caller's environment (not a stack's: no stack.env points at this server), the component's own.
+    own = {key: value.format(**config.values()) for key, value in component.env.items()}
+    path = f"{JOB_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+    env = {**os.environ, "PATH": path, "SPARK_LOCAL_IP": HOST, **own}
+    log = config.logs_dir / f"{component.name}.log"
+    with open(log, "ab") as out:
+        out.write(f"\n==== {_now()} starting: {shlex.join(argv)}\n".encode())
+        out.flush()
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                   cwd=config.stack_dir, env=env, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise StackError(f"the Spark Connect server exited (code {process.returncode}); log: {log}\n"
+                             + _tail(log))
+        with contextlib.suppress(OSError):
+            socket.create_connection((HOST, config.ports["spark_connect"]), timeout=2).close()
+            if _SERVER_STARTED in log.read_text(errors="replace"):  # the port is the server's gRPC
+                return process, config.spark_remote
+        if time.monotonic() > deadline:
+            stop_group(process)
+            raise StackError(f"the Spark Connect server did not open {config.spark_remote} in "
+                             f"{timeout:.0f}s; log: {log}")
+        time.sleep(0.5)
+
+
+def stop_group(process: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> None:
+    """TERM the process group of ``process`` (started in a session of its own), KILL it after ``timeout``."""
+    _kill_group(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def _prefix(home: Path) -> str:

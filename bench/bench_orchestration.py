@@ -3,13 +3,15 @@
 ``make bench-orchestration`` runs both parts; ``--part dag`` or ``--part backfill`` one of them.
 
 1. **dag**: the wall time of one run of the daily DAG (``airflow dags test segment_users_daily D``, real
-   tasks, in-process scheduler loop) on a small warehouse (``--dag-users``, default 300), this checkout
-   against a baseline git ref, alternated in one session. Prepares ``var/bench/orchestration-dag-<N>``
-   once (seed, features, train, the day before), and restores its state before each run.
+   tasks, in-process scheduler loop) on a small warehouse (``--dag-users``, default 300), alternated in one
+   session: a baseline git ref, and this checkout twice, with a driver per run (spark-submit) and as a client
+   of a long-lived Spark Connect server (the stack's design; started untimed, its first run printed apart).
+   Prepares ``var/bench/orchestration-dag-<N>`` once (seed, features, train, the day before), and restores
+   its state before each run.
 2. **backfill**: a backfill of ``--dates`` dates (default 14) of a ``--backfill-users`` (default 20,000)
    warehouse through the real scheduler of the stack (``bin/backfill``, one date at a time), against
-   ``segments run`` of the same dates in a shell loop, on the same stack (its Spark master, MLflow server
-   and BI database) and from the same state. Brings a stack up under
+   ``segments run`` of the same dates in a shell loop, on the same stack (its Spark Connect server, MLflow
+   server and BI database) and from the same state. Brings a stack up under
    ``var/bench/orchestration-backfill-<N>`` (databases ``segments_bench_*``) and down at the end.
 
 Prints each figure and the ratios. The machine's speed drifts between sessions: compare the ratios.
@@ -35,11 +37,11 @@ from jobs.dates import shift
 AIRFLOW_CLI = "bin/airflow"
 
 
-def _airflow_env(cfg: Config, code: Path, label: str) -> dict[str, str]:
+def _airflow_env(cfg: Config, code: Path, label: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of ``bin/airflow`` of the checkout at ``code`` on the bench platform (its own
-    SQLite metadata database per checkout)."""
+    SQLite metadata database per variant)."""
     env = cfg.env(PYTHONPATH=str(code), AIRFLOW_HOME=str(cfg.work / f"airflow-{label}"),
-                  AIRFLOW__CORE__DAGS_FOLDER=str(code / "dags"))
+                  AIRFLOW__CORE__DAGS_FOLDER=str(code / "dags"), **(extra or {}))
     env.pop("SEGMENTS_SPARK_MASTER", None)  # the DAG's Spark connection decides
     return env
 
@@ -54,51 +56,70 @@ def _worktree(ref: str) -> Path:
     return path
 
 
-def _run_state(cfg: Config, code: Path, label: str) -> str:
+def _run_state(cfg: Config, code: Path, label: str, extra: dict[str, str]) -> str:
     """The state of the latest run of the daily DAG for cfg.end_date (`dags test` prints little at WARNING)."""
     out = subprocess.run([str(code / AIRFLOW_CLI), "dags", "list-runs", "segment_users_daily", "-o", "json"],
-                         env=_airflow_env(cfg, code, label), capture_output=True, text=True, check=True).stdout
+                         env=_airflow_env(cfg, code, label, extra), capture_output=True, text=True,
+                         check=True).stdout
     runs = json.loads(next(line for line in out.splitlines() if line.startswith("[")))
     mine = [r for r in runs if (r["logical_date"] or "").startswith(cfg.end_date)]
     return max(mine, key=lambda r: r["run_after"])["state"] if mine else "missing"
 
 
 def bench_dag(args: argparse.Namespace) -> dict[str, float]:
+    from app import stack
+
     home = (args.home or REPO_ROOT / "var" / "bench" / f"orchestration-dag-{args.dag_users}").resolve()
     cfg = Config(args.dag_users, args.days, args.end_date, home, threads=2, sample_users=0)
     snapshot = cfg.work / f"state-before-{cfg.end_date}"
-    cfg.work.mkdir(parents=True, exist_ok=True)
+    (cfg.work / "logs").mkdir(parents=True, exist_ok=True)
     prepare(cfg, snapshot)
     baseline = _worktree(args.baseline)
-    walls: dict[str, list[float]] = {"baseline": [], "current": []}
+    # The stack's Spark Connect server on local[2] (the master the baseline's spark-submit uses), started untimed
+    # like the stack's.
+    server, url = stack.start_connect_server(cfg.work / "spark-connect", master="local[2]")
+    # (label, checkout, extra environment): this checkout twice, spark-submit per run and the long-lived
+    # Spark Connect endpoint (the stack's design: the connection spark_connect_default).
+    variants = [("baseline", baseline, {}), ("current", CODE_ROOT, {}),
+                ("current-connect", CODE_ROOT, {"SEGMENTS_SPARK_REMOTE": url})]
+    walls: dict[str, list[float]] = {label: [] for label, _, _ in variants}
     try:
-        for label, code in (("baseline", baseline), ("current", CODE_ROOT)):
-            env = _airflow_env(cfg, code, label)
+        for label, code, extra in variants:
+            env = _airflow_env(cfg, code, label, extra)
             subprocess.run([str(code / AIRFLOW_CLI), "db", "migrate"], env=env, check=True, capture_output=True)
-        for r in range(1, args.rounds + 1):
-            for label, code in (("baseline", baseline), ("current", CODE_ROOT)):
+        # Round 0 is the Spark Connect server's first run (its JVM cold: classes loaded and compiled on first
+        # use): printed, not counted. A server that ran yesterday's date is past it.
+        for r in range(0, args.rounds + 1):
+            for label, code, extra in variants if r else variants[2:]:
                 restore(cfg, snapshot)
                 log = cfg.work / "logs" / f"dag-{label}-{r}.log"
-                log.parent.mkdir(parents=True, exist_ok=True)
                 command = [str(code / AIRFLOW_CLI), "dags", "test", "segment_users_daily", cfg.end_date]
                 t0 = time.monotonic()
                 with log.open("w") as out:
-                    done = subprocess.run(command, env=_airflow_env(cfg, code, label), stdout=out,
+                    done = subprocess.run(command, env=_airflow_env(cfg, code, label, extra), stdout=out,
                                           stderr=subprocess.STDOUT, cwd=code)
                 wall = time.monotonic() - t0
-                ok = done.returncode == 0 and _run_state(cfg, code, label) == "success"
-                print(f"  dag {label} round {r}: {wall:.1f}s{'' if ok else ' (FAILED: see ' + str(log) + ')'}",
+                ok = done.returncode == 0 and _run_state(cfg, code, label, extra) == "success"
+                what = f"round {r}" if r else "first run of the new Spark Connect server, not counted"
+                print(f"  dag {label} {what}: {wall:.1f}s{'' if ok else ' (FAILED: see ' + str(log) + ')'}",
                       flush=True)
                 if not ok:
                     raise SystemExit(1)
-                walls[label].append(wall)
+                if r:
+                    walls[label].append(wall)
     finally:
+        stack.stop_group(server)
         subprocess.run(["git", "-C", str(CODE_ROOT), "worktree", "remove", "--force", str(baseline)], check=False)
-    old, new = statistics.median(walls["baseline"]), statistics.median(walls["current"])
+    old = statistics.median(walls["baseline"])
+    medians = {label: statistics.median(w) for label, w in walls.items()}
+    rows = "".join(f"| {name} | {medians[label]:.1f} | {medians[label] / old:.2f} |\n" for label, name in (
+        ("baseline", f"baseline {args.baseline}, spark-submit per run"),
+        ("current", "this checkout, spark-submit per run"),
+        ("current-connect", "this checkout, Spark Connect endpoint")))
     print(f"\nthe daily DAG for one date (airflow dags test), {cfg.users:,} users x {cfg.days} days, median of "
-          f"{args.rounds}:\n| code | wall s |\n|---|---|\n| baseline {args.baseline} | {old:.1f} |\n"
-          f"| this checkout | {new:.1f} |\nratio this checkout / baseline: {new / old:.2f}", flush=True)
-    return {"dag_baseline_s": old, "dag_current_s": new, "dag_ratio": new / old}
+          f"{args.rounds} rounds:\n| code | wall s | / baseline |\n|---|---|---|\n{rows}", flush=True)
+    return {"dag_baseline_s": old, "dag_current_s": medians["current"], "dag_connect_s": medians["current-connect"],
+            "dag_ratio": medians["current-connect"] / old}
 
 
 def bench_backfill(args: argparse.Namespace) -> dict[str, float]:

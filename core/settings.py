@@ -191,6 +191,13 @@ def default_method(raw_tables: tuple[str, ...]) -> str:
     return "sequence_kmeans" if "raw.events" in raw_tables else "rfm_kmeans"
 
 
+def _spark_remote(value: str) -> str:
+    """'' or a Spark Connect URL (sc://host:port[/;param=value...])."""
+    if value and not value.startswith("sc://"):
+        raise BadSetting(f"SEGMENTS_SPARK_REMOTE must be a Spark Connect URL like sc://127.0.0.1:15002, got {value!r}")
+    return value
+
+
 def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
     value = _env(name, default)
     if value not in allowed:
@@ -208,6 +215,9 @@ class Settings:
     bi_url: str
     gx_dir: Path
     spark_master: str
+    # A Spark Connect endpoint (sc://host:port): when set, jobs are thin clients of that long-lived Spark driver
+    # (the stack's) instead of starting a JVM of their own, and spark_master/memory/java options do not apply.
+    spark_remote: str
     spark_driver_memory: str
     spark_executor_memory: str  # executors of a Spark cluster (the stack's worker); unused with local[N]
     spark_shuffle_partitions: int
@@ -267,6 +277,7 @@ def load() -> Settings:
         bi_url=_env("SEGMENTS_BI_URL", str(home / "bi" / "serving.duckdb")),
         gx_dir=Path(_env("SEGMENTS_GX_DIR", str(home / "gx"))),
         spark_master=_env("SEGMENTS_SPARK_MASTER", "local[2]"),
+        spark_remote=_spark_remote(_env_raw("SEGMENTS_SPARK_REMOTE", "")),  # set and empty: no remote
         spark_driver_memory=_env("SEGMENTS_SPARK_DRIVER_MEMORY", "4g"),
         spark_executor_memory=_env("SEGMENTS_SPARK_EXECUTOR_MEMORY", "2g"),
         spark_shuffle_partitions=int(_env("SEGMENTS_SPARK_SHUFFLE_PARTITIONS", "64")),
@@ -298,13 +309,47 @@ def load() -> Settings:
     )
 
 
+def spark_connection(master: str) -> str:
+    """The Airflow connection ``spark_default`` (AIRFLOW_CONN_SPARK_DEFAULT) of a Spark master."""
+    import json
+
+    return json.dumps({"conn_type": "spark", "host": master, "extra": {"spark-binary": "spark-submit"}})
+
+
+def spark_connect_address(remote: str) -> tuple[str, int]:
+    """(host, port) of a Spark Connect URL ``sc://host[:port][/;param=value...]`` (port 15002 by default)."""
+    netloc = remote.removeprefix("sc://").partition(";")[0].split("/", 1)[0]
+    host, sep, port = netloc.rpartition(":")
+    if not (sep and port.isdigit()):  # no port (or an IPv6 address alone): Spark Connect's default
+        host, port = netloc, "15002"
+    return host.strip("[]"), int(port)
+
+
+def spark_connect_connection(remote: str) -> str:
+    """The Airflow connection ``spark_connect_default`` (AIRFLOW_CONN_SPARK_CONNECT_DEFAULT) of a Spark
+    Connect URL ``sc://host[:port][/;param=value...]``: the provider's SparkConnectHook.get_connection_url()
+    gives ``sc://host:port/`` back. user_id, token and use_ssl become its login, password and extra; the hook
+    has no field for other parameters."""
+    import json
+    from urllib.parse import unquote
+
+    host, port = spark_connect_address(remote)
+    params = remote.partition(";")[2]
+    conn: dict = {"conn_type": "spark_connect", "host": f"[{host}]" if ":" in host else host, "port": port}
+    values = dict(p.split("=", 1) for p in params.split(";") if "=" in p)
+    if "user_id" in values:
+        conn["login"] = unquote(values["user_id"])
+    if "token" in values:
+        conn["password"] = unquote(values["token"])
+    if "use_ssl" in values:
+        conn["extra"] = {"use_ssl": values["use_ssl"]}
+    return json.dumps(conn)
+
+
 def airflow_environment(settings: Settings | None = None) -> dict[str, str]:
     """Environment for the Airflow processes of the platform (used by bin/airflow): the embedded one, or
     the local stack's while it is up (``stack_defaults``)."""
     s = settings or load()
-    spark_conn = (
-        '{"conn_type": "spark", "host": "%s", "extra": {"spark-binary": "spark-submit"}}' % s.spark_master
-    )
     env = {
         "SEGMENTS_HOME": str(s.home),
         "AIRFLOW_HOME": str(s.airflow_home),
@@ -315,12 +360,20 @@ def airflow_environment(settings: Settings | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-        "AIRFLOW_CONN_SPARK_DEFAULT": os.environ.get("AIRFLOW_CONN_SPARK_DEFAULT", spark_conn),
+        "AIRFLOW_CONN_SPARK_DEFAULT": os.environ.get("AIRFLOW_CONN_SPARK_DEFAULT",
+                                                     spark_connection(s.spark_master)),
     }
+    # A Spark Connect endpoint (the stack's, SEGMENTS_SPARK_REMOTE): the DAGs' Spark stages are its clients.
+    if s.spark_remote:
+        env["AIRFLOW_CONN_SPARK_CONNECT_DEFAULT"] = os.environ.get("AIRFLOW_CONN_SPARK_CONNECT_DEFAULT",
+                                                                   spark_connect_connection(s.spark_remote))
     # While the local stack is up: its Airflow settings (metadata database, executor, auth, ports) replace
-    # the embedded ones; a variable set in the environment still wins.
+    # the embedded ones; a variable set in the environment still wins. The Spark connections are not taken
+    # from it: they follow the settings above (which default to the stack's), so SEGMENTS_SPARK_REMOTE= (set,
+    # empty) also takes spark_connect_default away from the DAGs.
+    derived = ("AIRFLOW_CONN_SPARK_DEFAULT", "AIRFLOW_CONN_SPARK_CONNECT_DEFAULT")
     stack = {key: os.environ.get(key, "").strip() or value for key, value in stack_defaults(s.home).items()
-             if key.startswith("AIRFLOW_")}
+             if key.startswith("AIRFLOW_") and key not in derived}
     return {**env, **stack}
 
 

@@ -2,9 +2,11 @@
 jobs/ or ml/, and only stdlib modules of the platform (settings, the chain, warehouse paths) are read at
 parse time.
 
-Spark work runs as spark-submit of ``app/spark_submit_main.py`` with the job environment's Spark (master from
-the ``spark_default`` connection, ``local[2]`` by default); non-Spark stages (training, its gate) run the job
-environment's ``segments`` command, without a shell.
+Spark work runs the job environment's ``segments`` command as a client of a long-lived Spark driver when the
+connection ``spark_connect_default`` exists (``make up`` defines it: the stack's Spark Connect server), else as
+spark-submit of ``app/spark_submit_main.py`` with the job environment's Spark (master from the ``spark_default``
+connection, ``local[2]`` by default); non-Spark stages (training, its gate) run the job environment's
+``segments`` command, without a shell.
 
 Failing well. The ``segments`` command exits with 3 when a data-quality gate rejected the input, 1 for other
 expected errors: a task whose command exits with 3 fails at once (``AirflowFailException``: rerunning
@@ -41,7 +43,12 @@ from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
 from airflow.providers.standard.triggers.external_task import WorkflowTrigger
 from airflow.providers.standard.triggers.file import FileTrigger
 from airflow.sdk import Asset, BaseOperator, BaseSensorOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowNotFoundException,
+    AirflowSensorTimeout,
+)
 
 from app.chain import Stage
 from core import settings as settings_mod
@@ -53,6 +60,8 @@ JOB_PYTHON = str(SETTINGS.job_python)
 SEGMENTS_CLI = str(SETTINGS.job_bin / "segments")
 SPARK_APPLICATION = str(REPO_ROOT / "app" / "spark_submit_main.py")
 DS = "{{ ds }}"
+# A long-lived Spark driver that Spark stages use when this connection exists (SparkConnectHook's default).
+SPARK_CONNECT_CONN_ID = "spark_connect_default"
 
 
 def _hours(name: str, default: float, low: float = 0.0) -> timedelta:
@@ -182,16 +191,64 @@ def fail_for_exit(code: int, error: str | None, what: str) -> None:
     raise AirflowException(f"{error or 'error: the command failed'} ({what} exited with {code})")
 
 
-class SegmentsSparkSubmit(SparkSubmitOperator):
-    """spark-submit of a ``segments`` subcommand; exit code 3 (a gate rejected the input) fails the task for
-    good.
+def spark_connect_url() -> str | None:
+    """The Spark Connect endpoint of the connection ``spark_connect_default`` (``make up`` defines it), or None
+    when there is no such connection."""
+    from airflow.providers.apache.spark.hooks.spark_connect import SparkConnectHook
 
-    The hook reports a failed submit as ``AirflowException("Cannot execute: <command>. Error code is: N."
-    + the last lines of its output)``: the code and the command's ``error:`` line are read from it. In
-    Kubernetes cluster mode it adds the driver's own code (``Kubernetes spark exit code is: N``), which wins.
+    try:
+        return SparkConnectHook(SPARK_CONNECT_CONN_ID).get_connection_url()
+    except AirflowNotFoundException:
+        return None
+
+
+def run_segments(operator: BaseOperator, arguments: list[str], env: dict[str, str], what: str) -> None:
+    """Run the job environment's ``segments`` with ``arguments`` (no shell), its output in the task log; the
+    process is ``operator._process`` (for ``on_kill``). A non-zero exit raises the task's failure."""
+    command = [SEGMENTS_CLI, *arguments]
+    env = os.environ | {"SEGMENTS_HOME": str(SETTINGS.home), "TF_CPP_MIN_LOG_LEVEL": "2"} | env
+    operator.log.info("running %s", " ".join(command))
+    process = operator._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                   text=True, errors="replace", env=env, start_new_session=True)
+    last_error = None
+    assert process.stdout is not None
+    for raw in process.stdout:
+        line = raw.rstrip("\n")
+        operator.log.info("%s", line)
+        last_error = error_line(line) or last_error
+    code = process.wait()
+    if code:
+        fail_for_exit(code, last_error, what)
+
+
+def stop_process(process: subprocess.Popen | None) -> bool:
+    """TERM the process group of a running ``segments`` command; whether there was one."""
+    if process is None or process.poll() is not None:
+        return False
+    os.killpg(process.pid, signal.SIGTERM)
+    return True
+
+
+class SegmentsSparkSubmit(SparkSubmitOperator):
+    """A Spark stage: ``segments <application_args>``. Exit code 3 (a gate rejected the input) fails the task
+    for good.
+
+    With a Spark Connect endpoint (the connection ``spark_connect_default``) the job environment's
+    ``segments`` command runs as a client of that long-lived Spark driver: no JVM starts for the task. Else
+    spark-submit through ``spark_default``; the hook reports a failed submit as ``AirflowException("Cannot
+    execute: <command>. Error code is: N." + the last lines of its output)``: the code and the command's
+    ``error:`` line are read from it. In Kubernetes cluster mode it adds the driver's own code (``Kubernetes
+    spark exit code is: N``), which wins.
     """
 
+    _process: subprocess.Popen | None = None
+
     def execute(self, context):
+        remote = spark_connect_url()
+        if remote:
+            self.log.info("Spark Connect endpoint of %s: %s", SPARK_CONNECT_CONN_ID, remote.split(";")[0])
+            return run_segments(self, [str(a) for a in self.application_args], {"SEGMENTS_SPARK_REMOTE": remote},
+                                f"segments {self.application_args[1]} (Spark Connect)")
         try:
             return super().execute(context)
         except AirflowException as exc:
@@ -200,6 +257,10 @@ class SegmentsSparkSubmit(SparkSubmitOperator):
             if not codes:
                 raise
             fail_for_exit(codes[-1] or codes[0], error_line(text), "spark-submit of segments")
+
+    def on_kill(self) -> None:
+        if not stop_process(self._process):
+            super().on_kill()
 
 
 class SegmentsCommand(BaseOperator):
@@ -219,23 +280,10 @@ class SegmentsCommand(BaseOperator):
         return [SEGMENTS_CLI, "--quiet", *(str(a) for a in self.arguments)]
 
     def execute(self, context) -> None:
-        env = os.environ | {"SEGMENTS_HOME": str(SETTINGS.home), "TF_CPP_MIN_LOG_LEVEL": "2"}
-        self.log.info("running %s", " ".join(self.command))
-        self._process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                         text=True, errors="replace", env=env, start_new_session=True)
-        last_error = None
-        assert self._process.stdout is not None
-        for raw in self._process.stdout:
-            line = raw.rstrip("\n")
-            self.log.info("%s", line)
-            last_error = error_line(line) or last_error
-        code = self._process.wait()
-        if code:
-            fail_for_exit(code, last_error, f"segments {self.arguments[0]}")
+        run_segments(self, self.command[1:], {}, f"segments {self.arguments[0]}")
 
     def on_kill(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            os.killpg(self._process.pid, signal.SIGTERM)
+        stop_process(self._process)
 
 
 def spark_stage(task_id: str, *args: str, outlets: list | None = None, **kwargs) -> SegmentsSparkSubmit:

@@ -6,8 +6,10 @@ waited for), until ``<warehouse>/raw/<table>/ds=<ds>/_SUCCESS`` exists (``segmen
 seed`` write it last). After ``SEGMENTS_WAIT_TIMEOUT_HOURS`` (default 12) the wait fails, naming the table and
 the ds, and is not retried: land the data, then clear the run.
 
-**segment_users**: the whole daily chain of ``app/chain.py`` in one spark-submit, one JVM: __CHAIN__. It runs
-``segments run --ds <ds> --model <params.model>``; each stage prints one line (``[features] ...``,
+**segment_users**: the whole daily chain of ``app/chain.py`` in one Spark session: __CHAIN__. It runs
+``segments run --ds <ds> --model <params.model>``, as a client of the long-lived Spark driver of the connection
+``spark_connect_default`` when it exists (the stack's Spark Connect server: no JVM starts for the task), else in
+one spark-submit through ``spark_default``; each stage prints one line (``[features] ...``,
 ``[score] ...``) to this task's log (at Airflow's logging level INFO). A failed gate stops the chain:
 nothing downstream is written, the BI tables keep the previously published version, and the task fails
 without retries (exit code 3); other failures are retried once. The task runs in the pool

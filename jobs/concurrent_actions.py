@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 
 from pyspark import InheritableThread
@@ -24,7 +25,8 @@ def run_concurrently(*actions: Callable[[], Any]) -> list[Any]:
         except BaseException as error:  # re-raised below, in the caller's thread
             errors[i] = error
 
-    threads = [InheritableThread(target=run, args=(i, action)) for i, action in enumerate(actions)]
+    threads = [InheritableThread(target=run, args=(i, action), **_connect_session())
+               for i, action in enumerate(actions)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -33,3 +35,11 @@ def run_concurrently(*actions: Callable[[], Any]) -> list[Any]:
         if error is not None:
             raise error
     return results
+
+
+def _connect_session() -> dict[str, Any]:
+    """``session=`` for ``InheritableThread`` under Spark Connect (it needs the client session; a local
+    driver's threads inherit from the SparkContext)."""
+    connect = sys.modules.get("pyspark.sql.connect.session")  # imported only by a Spark Connect client
+    active = connect.SparkSession.getActiveSession() if connect else None
+    return {"session": active} if active is not None else {}

@@ -23,6 +23,7 @@ from core import lifecycle, model_runtime, tables, warehouse
 from core import settings as settings_mod
 from core.errors import PlatformError
 from core.settings import MODEL_CHOICES
+from jobs.session import default_parallelism, is_remote
 
 _OUTPUT = tables.table("segments.user_segments")
 _PREDICTION_COLUMNS = ["user_id", "segment_id", "segment_name", "confidence", "probabilities"]
@@ -89,16 +90,21 @@ def _ship_model(spark: SparkSession, model_dir: Path) -> str:
     """Send the model directory to every executor; return the name ``SparkFiles.get`` finds it by.
 
     In local mode the directory itself (``addFile`` recursive). A cluster takes no local directory
-    (UNSUPPORTED_ADD_FILE.LOCAL_DIRECTORY): a zip of it, which each executor unpacks (``addArchive``).
+    (UNSUPPORTED_ADD_FILE.LOCAL_DIRECTORY): a zip of it, which each executor unpacks (``addArchive``; a Spark
+    Connect session: ``addArtifacts(archive=True)``).
     """
-    if spark.sparkContext.master.startswith("local"):
+    remote = is_remote(spark)
+    if not remote and spark.sparkContext.master.startswith("local"):
         spark.sparkContext.addFile(str(model_dir), recursive=True)
         return model_dir.name
     archive = model_dir.with_name(f"{model_dir.name}.zip")
     if not archive.exists():  # the directory is per version and never changes: zipped once
         partial = shutil.make_archive(str(archive.with_name(f".{archive.stem}-{os.getpid()}")), "zip", model_dir)
         os.replace(partial, archive)
-    spark.sparkContext.addArchive(str(archive))
+    if remote:  # a Spark Connect session's own files, dropped with the session
+        spark.addArtifacts(str(archive), archive=True)
+    else:
+        spark.sparkContext.addArchive(str(archive))
     return archive.name
 
 
@@ -113,7 +119,7 @@ def score_users(features: DataFrame, model_dir: Path, partitions: int | None = N
     shipped = _ship_model(spark, model_dir)  # workers: SparkFiles.get(shipped)
     # Few, large Arrow batches: per-batch overhead (Python <-> JVM round trip, Keras call) is paid rarely.
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
-    n = partitions or spark.sparkContext.defaultParallelism
+    n = partitions or default_parallelism(spark)
     schema = _OUTPUT.spark_ddl(only=_PREDICTION_COLUMNS)
     return features.repartition(n).mapInPandas(_predictor(shipped), schema=schema)
 

@@ -84,19 +84,57 @@ def test_the_spark_task_succeeds_when_spark_submit_does(spark_task):
     spark_task(0).execute({})
 
 
+def _execute(task, retried: bool | None) -> str | None:
+    """Run the task; None when it must succeed, else check the failure is retried (or not): its message."""
+    if retried is None:
+        task.execute({})
+        return None
+    with pytest.raises(AirflowException) as failed:
+        task.execute({})
+    assert isinstance(failed.value, AirflowFailException) is not retried  # AirflowFailException: no retries
+    return str(failed.value)
+
+
+FAKE_CLIENT = """#!/usr/bin/env bash
+# A stand-in for the segments command: records where its Spark is, exits $1.
+printf '%s\\n' "$SEGMENTS_SPARK_REMOTE" "$@" > "{record}"
+[ "{code}" = 0 ] || echo "error: raw.events ds=2026-06-30: 12 rows fail expect_column_values_to_not_be_null"
+exit {code}
+"""
+
+
+@pytest.mark.parametrize(("code", "retried"), [(3, False), (1, True), (0, None)])
+def test_with_a_spark_connect_connection_the_spark_task_runs_segments_as_its_client(
+        spark_task, common, tmp_path, monkeypatch, code, retried):
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_CONNECT_DEFAULT",
+                       json.dumps({"conn_type": "spark_connect", "host": "127.0.0.1", "port": 15077}))
+    client = tmp_path / "client" / "segments"
+    client.parent.mkdir()
+    client.write_text(FAKE_CLIENT.format(record=tmp_path / "client.args", code=code))
+    client.chmod(0o755)
+    monkeypatch.setattr(common, "SEGMENTS_CLI", str(client))
+    task = spark_task(0)  # spark-submit would succeed: it must not be the one that runs
+    failure = _execute(task, retried)
+    assert failure is None or f"segments run (Spark Connect) exited with {code}" in failure
+    remote, *args = (tmp_path / "client.args").read_text().split("\n")[:-1]
+    assert remote.startswith("sc://127.0.0.1:15077")
+    assert args == ["--quiet", "run", "--ds", "2026-06-30", "--model", "recorded"]
+    assert not (tmp_path / "bin" / "spark-submit.args").exists()
+
+
+def test_without_a_spark_connect_connection_there_is_no_endpoint(common, monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_SPARK_CONNECT_DEFAULT", raising=False)
+    assert common.spark_connect_url() is None
+
+
 @pytest.mark.parametrize(("code", "retried"), [(3, False), (1, True), (0, None)])
 def test_the_segments_command_fails_the_same_way(common, tmp_path, monkeypatch, code, retried):
     monkeypatch.setattr(common, "SEGMENTS_CLI", str(fake_binary(tmp_path, "segments", code)))
     arguments = ["validate", "--table", "features.user_features", "--ds", "2026-06-30"]
-    task = common.SegmentsCommand(task_id="validate_features", arguments=arguments)
-    if retried is None:
-        task.execute({})
-    else:
-        with pytest.raises(AirflowException) as failed:
-            task.execute({})
-        assert isinstance(failed.value, AirflowFailException) is not retried
-        assert str(failed.value).startswith("error: raw.events ds=2026-06-30: 12 rows fail")
-        assert f"segments validate exited with {code}" in str(failed.value)
+    failure = _execute(common.SegmentsCommand(task_id="validate_features", arguments=arguments), retried)
+    if failure is not None:
+        assert failure.startswith("error: raw.events ds=2026-06-30: 12 rows fail")
+        assert f"segments validate exited with {code}" in failure
     assert (tmp_path / "segments.args").read_text().split("\n")[:3] == ["--quiet", "validate", "--table"]
 
 

@@ -76,3 +76,40 @@ def test_raw_tables_name_the_shop_profile_and_its_teacher(monkeypatch):
         monkeypatch.setenv("SEGMENTS_RAW_TABLES", bad)
         with pytest.raises(settings.BadSetting, match="SEGMENTS_RAW_TABLES"):
             settings.load()
+
+
+def test_spark_remote_is_a_spark_connect_url_or_empty(platform_home, monkeypatch):
+    monkeypatch.setenv("SEGMENTS_SPARK_REMOTE", "spark://127.0.0.1:7077")  # a master, not a Connect server
+    with pytest.raises(settings.BadSetting, match="SEGMENTS_SPARK_REMOTE"):
+        settings.load()
+    monkeypatch.setenv("SEGMENTS_SPARK_REMOTE", "")  # set and empty: no remote (a driver of the job's own)
+    assert settings.load().spark_remote == ""
+    monkeypatch.setenv("SEGMENTS_SPARK_REMOTE", " sc://connect.internal:15003 ")
+    assert settings.load().spark_remote == "sc://connect.internal:15003"
+
+
+def test_airflow_environment_derives_spark_connect_default_from_spark_remote(platform_home, monkeypatch):
+    import json
+
+    monkeypatch.delenv("AIRFLOW_CONN_SPARK_CONNECT_DEFAULT", raising=False)
+    monkeypatch.delenv("SEGMENTS_SPARK_REMOTE", raising=False)
+    assert "AIRFLOW_CONN_SPARK_CONNECT_DEFAULT" not in settings.airflow_environment()  # spark-submit then
+    monkeypatch.setenv("SEGMENTS_SPARK_REMOTE", "sc://connect.internal:15003")
+    assert json.loads(settings.airflow_environment()["AIRFLOW_CONN_SPARK_CONNECT_DEFAULT"]) == \
+        {"conn_type": "spark_connect", "host": "connect.internal", "port": 15003}
+    mine = '{"conn_type": "spark_connect", "host": "elsewhere", "port": 15002}'
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_CONNECT_DEFAULT", mine)  # a connection set in the environment wins
+    assert settings.airflow_environment()["AIRFLOW_CONN_SPARK_CONNECT_DEFAULT"] == mine
+
+
+@pytest.mark.parametrize("remote, connection", [
+    ("sc://127.0.0.1:15002", {"host": "127.0.0.1", "port": 15002}),
+    ("sc://connect.internal", {"host": "connect.internal", "port": 15002}),  # Spark Connect's default port
+    ("sc://h:443/;use_ssl=true;token=a%2Fb;user_id=me",
+     {"host": "h", "port": 443, "login": "me", "password": "a/b", "extra": {"use_ssl": "true"}}),
+])
+def test_spark_connect_connection_keeps_what_the_hook_turns_back_into_the_url(remote, connection):
+    import json
+
+    expected = {"conn_type": "spark_connect", **connection}
+    assert json.loads(settings.spark_connect_connection(remote)) == expected

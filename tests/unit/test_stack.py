@@ -8,8 +8,10 @@ import json
 import os
 import re
 import socket
+import time
 from contextlib import redirect_stdout
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -24,7 +26,7 @@ COMPOSE = REPO_ROOT / "docker" / "compose.yaml"
 COMPOSE_ONLY = {"postgres", "postgres-init", "airflow-init"}
 # Host names that differ between the local stack (127.0.0.1) and the containers (service names).
 HOSTS = {"127.0.0.1", "0.0.0.0", "localhost", "postgres", "mlflow", "spark-master", "spark-worker",
-         "airflow-api-server"}
+         "spark-connect", "airflow-api-server"}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,10 @@ def expand(text: str) -> str:
 def normalized(text: str) -> str:
     """Expanded, with the host of every URL (and a bare host name) replaced by HOST."""
     text = expand(text)
-    for pattern in (r"(?<=//)([\w.-]+)(?=[:/])", r"(?<=@)([\w.-]+)(?=[:/])", r'(?<=spark://)([\w.-]+)'):
+    # URLs, a --conf key=host (bind addresses, the driver's host), the host of a connection's JSON.
+    for pattern in (r"(?<=//)([\w.-]+)(?=[:/])", r"(?<=@)([\w.-]+)(?=[:/])", r'(?<=spark://)([\w.-]+)',
+                    r"(?<=\.address=)([\w.-]+)$", r"(?<=\.host=)([\w.-]+)$",
+                    r'(?<="host": ")([\w.-]+)(?=")'):
         text = re.sub(pattern, lambda m: "HOST" if m.group(1) in HOSTS else m.group(1), text)
     return "HOST" if text in HOSTS else text
 
@@ -69,6 +74,7 @@ def test_compose_commands_are_the_table_commands(compose):
     for component in stack.COMPONENTS:
         mine = component.command(config)
         mine = [Path(mine[0]).name, *mine[1:]]  # bin/airflow, .venv/bin/mlflow ... -> the command on PATH
+        mine = [a.replace(str(REPO_ROOT / ".venv"), "/opt/venv") for a in mine]  # the job image's venv
         theirs = service_argv(compose["services"][component.name])
         if "--allowed-hosts" in theirs:  # MLflow in containers is reached by its service name
             i = theirs.index("--allowed-hosts")
@@ -135,6 +141,109 @@ def test_compose_mlflow_serves_its_artifacts_and_spark_default_is_the_master(com
     assert env["SEGMENTS_MLFLOW_ARTIFACTS"] == stack.MLFLOW_ARTIFACTS
 
 
+def test_compose_starts_each_component_after_those_it_waits_for(compose):
+    assert stack.BY_NAME["spark-connect"].after == ("spark-master",)
+    for component in stack.COMPONENTS:
+        depends = compose["services"][component.name].get("depends_on") or {}
+        for name in component.after:
+            assert depends[name]["condition"] == "service_healthy", (component.name, name)
+
+
+def test_every_job_of_the_stack_and_of_compose_is_a_client_of_the_connect_server(compose, platform_home,
+                                                                                 monkeypatch):
+    for key in ("SEGMENTS_SPARK_REMOTE", "AIRFLOW_CONN_SPARK_CONNECT_DEFAULT"):
+        monkeypatch.delenv(key, raising=False)
+    ports = {**stack.DEFAULT_PORTS, "spark_connect": 15012, "spark_connect_ui": 4050}
+    config = stack.StackConfig(home=platform_home.resolve(), ports=ports)
+    env = stack.stack_environment(config)
+    assert env["SEGMENTS_SPARK_REMOTE"] == "sc://127.0.0.1:15012"
+    assert json.loads(env["AIRFLOW_CONN_SPARK_CONNECT_DEFAULT"]) == \
+        {"conn_type": "spark_connect", "host": "127.0.0.1", "port": 15012}
+    assert env["SEGMENTS_SPARK_MASTER"] == config.spark_master  # spark-submit (spark_default) still works
+    server = stack.BY_NAME["spark-connect"].command(config)
+    assert server[server.index("--master") + 1] == config.spark_master
+    for conf in ("spark.connect.grpc.binding.address=127.0.0.1", "spark.connect.grpc.binding.port=15012",
+                 "spark.ui.port=4050", "spark.default.parallelism=2", "spark.sql.session.timeZone=UTC"):
+        assert conf in server
+    # While the stack is up, the commands of its SEGMENTS_HOME (jobs/session.py) and the DAGs use it.
+    config.stack_dir.mkdir(parents=True)
+    config.env_file.write_text(stack.env_file_text(config))
+    assert settings.load().spark_remote == "sc://127.0.0.1:15012"
+    assert settings.airflow_environment()["AIRFLOW_CONN_SPARK_CONNECT_DEFAULT"] == \
+        env["AIRFLOW_CONN_SPARK_CONNECT_DEFAULT"]
+    # SEGMENTS_SPARK_REMOTE= (set, empty) opts out: a driver of one's own, and no connection for the DAGs.
+    monkeypatch.setenv("SEGMENTS_SPARK_REMOTE", "")
+    assert settings.load().spark_remote == ""
+    assert "AIRFLOW_CONN_SPARK_CONNECT_DEFAULT" not in settings.airflow_environment()
+
+    services = compose["services"]
+    for name in ("airflow-scheduler", "airflow-api-server", "spark-worker", "spark-connect"):
+        assert services[name]["environment"]["SEGMENTS_SPARK_REMOTE"] == "sc://spark-connect:15002", name
+    scheduler = services["airflow-scheduler"]["environment"]
+    assert json.loads(scheduler["AIRFLOW_CONN_SPARK_CONNECT_DEFAULT"]) == \
+        {"conn_type": "spark_connect", "host": "spark-connect", "port": 15002}
+    assert "spark.connect.grpc.binding.port=15002" in service_argv(services["spark-connect"])
+    assert "127.0.0.1:15002:15002" in services["spark-connect"]["ports"]
+    assert services["airflow-scheduler"]["depends_on"]["spark-connect"]["condition"] == "service_healthy"
+
+
+def test_a_component_starts_once_those_it_comes_after_are_healthy(tmp_path, monkeypatch):
+    """`up` starts the Connect server only when the master is healthy (its driver must register there)."""
+    config = stack.StackConfig(home=tmp_path, ports=stack.free_ports())
+    me = {"pid": os.getpid(), "start": stack._proc_stat(os.getpid())[4], "log": str(tmp_path / "x.log")}
+    started: list[str] = []
+
+    def spawn(config, component):
+        started.append(component.name)
+        return {**me, "name": component.name}
+
+    master_rounds: list[bool] = []  # per round: whether the Connect server had been started
+
+    def master(probe):
+        master_rounds.append("spark-connect" in started)
+        return len(master_rounds) >= 3, "alive"
+
+    monkeypatch.setattr(stack, "_spawn", spawn)
+    checks = {**{name: lambda probe: (True, "ok") for name in stack.HEALTH_CHECKS}, "spark-master": master}
+    monkeypatch.setattr(stack, "HEALTH_CHECKS", checks)
+    monkeypatch.setattr(stack.time, "sleep", lambda seconds: None)
+    records = {c.name: {**me, "name": c.name} for c in stack.COMPONENTS if not c.after}
+    lines: list[str] = []
+    stack._wait_healthy(config, records, time.monotonic(), lines.append,
+                        [c for c in stack.COMPONENTS if c.after])
+    assert started == ["spark-connect"] and master_rounds == [False, False, False]
+    order = [line.split(":")[0] for line in lines]
+    assert order.index("spark-master") < order.index("spark-connect")
+    assert records["spark-connect"]["name"] == "spark-connect"
+    # While Airflow's database is migrated, `up` probes the master itself.
+    started.clear()
+    waiting = [stack.BY_NAME["spark-connect"]]
+    monkeypatch.setitem(checks, "spark-master", lambda probe: (False, "booting"))
+    stack._start_ready(config, records, waiting)
+    assert started == [] and waiting
+    monkeypatch.setitem(checks, "spark-master", lambda probe: (True, "alive"))
+    stack._start_ready(config, records, waiting)
+    assert started == ["spark-connect"] and not waiting
+
+
+def test_the_connect_servers_health_needs_its_application_registered_with_the_master(tmp_path, monkeypatch):
+    with socket.socket() as grpc:
+        grpc.bind(("127.0.0.1", 0))
+        grpc.listen()
+        ports = {**stack.free_ports(), "spark_connect": grpc.getsockname()[1]}
+        config = stack.StackConfig(home=tmp_path, ports=ports)
+        answers = {"/api/v1/applications": [{"id": "app-1", "name": "segments-spark-connect"}],
+                   "/json/": {"status": "ALIVE", "activeapps": []}}
+        monkeypatch.setattr(stack._Probe, "json", lambda self, url: answers[urlsplit(url).path])
+        healthy, detail = stack._check_spark_connect(stack._Probe(config, {}))
+        assert not healthy and f"app-1 not registered with {config.spark_master}" in detail
+        answers["/json/"]["activeapps"] = [{"id": "app-1", "cores": 2, "state": "RUNNING"}]
+        assert stack._check_spark_connect(stack._Probe(config, {})) == \
+            (True, f"sc://127.0.0.1:{config.ports['spark_connect']}, app-1, 2 core(s) in use")
+    healthy, detail = stack._check_spark_connect(stack._Probe(config, {}))  # the port is closed now
+    assert not healthy and detail.startswith(f"sc://127.0.0.1:{config.ports['spark_connect']}: ")
+
+
 def test_compose_airflow_init_migrates_and_creates_the_pools(compose):
     init = " ".join(service_argv(compose["services"]["airflow-init"]))
     assert "airflow db migrate" in init
@@ -177,7 +286,11 @@ def test_settings_come_from_the_environment_and_arguments_win(tmp_path, monkeypa
     monkeypatch.setenv("SEGMENTS_STACK_DB_PREFIX", "ci_42")
     monkeypatch.setenv("SEGMENTS_STACK_MLFLOW_PORT", "5555")
     monkeypatch.setenv("SEGMENTS_STACK_POSTGRES_URL", "postgresql://postgres@10.0.0.5:5432")
+    monkeypatch.setenv("SEGMENTS_STACK_SPARK_CONNECT_PORT", "15012")
+    monkeypatch.setenv("SEGMENTS_SPARK_EXECUTOR_MEMORY", "1g")  # the platform's: the Connect server's too
     config = stack.StackConfig.from_env(home=tmp_path, ports={"airflow": 9999})
+    assert config.ports["spark_connect"] == 15012 and config.executor_memory == "1g"
+    assert "spark.executor.memory=1g" in stack.BY_NAME["spark-connect"].command(config)
     assert config.prefix == "ci_42" and config.home == tmp_path.resolve()
     assert config.ports["mlflow"] == 5555 and config.ports["airflow"] == 9999 and config.ports["spark_master"] == 7077
     assert stack.stack_environment(config)["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5555"
@@ -192,6 +305,9 @@ def test_settings_come_from_the_environment_and_arguments_win(tmp_path, monkeypa
     ({"ports": {"mlflow": 8080}}, "are both 8080"),
     ({"ports": {"mlflow": 70000}}, "SEGMENTS_STACK_MLFLOW_PORT"),
     ({"worker_memory": "lots"}, "SEGMENTS_STACK_SPARK_WORKER_MEMORY"),
+    ({"driver_memory": "lots"}, "SEGMENTS_SPARK_DRIVER_MEMORY"),
+    ({"executor_memory": "8g"}, "SEGMENTS_SPARK_EXECUTOR_MEMORY .8g. is more than the worker offers"),
+    ({"ports": {"spark_connect": 5000}}, "SEGMENTS_STACK_SPARK_CONNECT_PORT and SEGMENTS_STACK_MLFLOW_PORT"),
 ])
 def test_bad_settings_are_refused(tmp_path, change, message):
     with pytest.raises(stack.StackError, match=message):
@@ -214,6 +330,10 @@ def test_component_environment_is_the_stacks_over_the_callers(tmp_path):
     assert worker[stack.MARKER] == str(config.stack_dir)  # how `down` finds every process of the stack
     assert worker["PATH"] == f"{stack.JOB_BIN}:/usr/bin"
     assert worker["PYSPARK_PYTHON"] == str(stack.JOB_BIN / "python")
+    assert worker["SPARK_LOCAL_IP"] == "127.0.0.1"  # Spark's UIs would listen on every interface
+    connect = stack.BY_NAME["spark-connect"].environment(config, base)
+    assert connect["PYSPARK_PYTHON"] == str(stack.JOB_BIN / "python")
+    assert connect[stack.MARKER] == str(config.stack_dir)
     scheduler = stack.BY_NAME["airflow-scheduler"].environment(config, base)
     assert scheduler["PATH"].startswith(f"{stack.AIRFLOW_BIN}:")
     assert scheduler["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
@@ -266,6 +386,16 @@ def test_the_env_file_is_the_default_of_every_command_while_it_exists(platform_h
     config.env_file.unlink()
     assert settings.load() == embedded
     assert "AIRFLOW__CORE__EXECUTOR" not in settings.airflow_environment()
+
+
+def test_a_stack_json_of_an_older_version_reads_with_the_new_ports_defaults(tmp_path):
+    """status of a stack started before the Connect server existed: its component shows as not running."""
+    config = stack.StackConfig(home=tmp_path)
+    old = config.to_json()
+    old["ports"] = {k: v for k, v in old["ports"].items() if not k.startswith("spark_connect")}
+    for key in ("driver_memory", "executor_memory"):
+        del old[key]
+    assert stack.StackConfig.from_json(old) == config
 
 
 def test_a_bad_env_file_is_a_bad_setting(platform_home):
