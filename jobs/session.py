@@ -16,7 +16,8 @@ _CONNECT_TIMEOUT_S = 5
 
 
 class SparkUnreachable(PlatformError):
-    hint = "start it (`make up` starts the stack's; `make status` checks it), or set SEGMENTS_SPARK_REMOTE= (empty) to run Spark in this process"
+    hint = ("start it (`make up` starts the stack's; `make status` checks it), or set SEGMENTS_SPARK_REMOTE= "
+            "(empty) to run Spark in this process")
 
 
 def _session_conf(s: settings_mod.Settings) -> dict[str, str]:
