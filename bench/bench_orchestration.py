@@ -40,8 +40,11 @@ AIRFLOW_CLI = "bin/airflow"
 def _airflow_env(cfg: Config, code: Path, label: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of ``bin/airflow`` of the checkout at ``code`` on the bench platform (its own
     SQLite metadata database per variant)."""
+    # INFO: each run's log (bench/logs/dag-*.log) holds the task's stage lines with their times, also when it
+    # failed (bin/airflow's WARNING leaves `dags test` logs empty).
     env = cfg.env(PYTHONPATH=str(code), AIRFLOW_HOME=str(cfg.work / f"airflow-{label}"),
-                  AIRFLOW__CORE__DAGS_FOLDER=str(code / "dags"), **(extra or {}))
+                  AIRFLOW__CORE__DAGS_FOLDER=str(code / "dags"), AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
+                  **(extra or {}))
     env.pop("SEGMENTS_SPARK_MASTER", None)  # the DAG's Spark connection decides
     return env
 
