@@ -142,8 +142,13 @@ def _context():
 
     s = settings_mod.load()
     s.gx_dir.mkdir(parents=True, exist_ok=True)
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    return gx.get_context(mode="file", project_root_dir=str(s.gx_dir))
+    context = gx.get_context(mode="file", project_root_dir=str(s.gx_dir))
+    # A bar per validation would clutter job and task logs; each gate prints its own line.
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
 
 
 @contextlib.contextmanager

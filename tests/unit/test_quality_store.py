@@ -108,3 +108,9 @@ def test_a_store_missing_the_validation_definition_is_repaired(suites, platform_
     saves.clear()
     assert _validate().success
     assert "definition" in saves and definition.exists()
+
+
+def test_a_validation_draws_no_progress_bars(suites, platform_home, capfd):
+    # GX draws a bar per validation on stderr; in job and task logs the gate's own line says it all.
+    assert _validate().success
+    assert "Calculating Metrics" not in capfd.readouterr().err
