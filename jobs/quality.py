@@ -139,11 +139,10 @@ def default_engine(table_name: str) -> Engine:
 
 def _context():
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     s = settings_mod.load()
     s.gx_dir.mkdir(parents=True, exist_ok=True)
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     context = gx.get_context(mode="file", project_root_dir=str(s.gx_dir))
     # A bar per validation would clutter job and task logs; each gate prints its own line.
