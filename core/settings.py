@@ -11,10 +11,12 @@ Run ``python -m core.settings`` to print the effective settings.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 from core.errors import PlatformError
 
@@ -311,8 +313,6 @@ def load() -> Settings:
 
 def spark_connection(master: str) -> str:
     """The Airflow connection ``spark_default`` (AIRFLOW_CONN_SPARK_DEFAULT) of a Spark master."""
-    import json
-
     return json.dumps({"conn_type": "spark", "host": master, "extra": {"spark-binary": "spark-submit"}})
 
 
@@ -330,9 +330,6 @@ def spark_connect_connection(remote: str) -> str:
     Connect URL ``sc://host[:port][/;param=value...]``: the provider's SparkConnectHook.get_connection_url()
     gives ``sc://host:port/`` back. user_id, token and use_ssl become its login, password and extra; the hook
     has no field for other parameters."""
-    import json
-    from urllib.parse import unquote
-
     host, port = spark_connect_address(remote)
     params = remote.partition(";")[2]
     conn: dict = {"conn_type": "spark_connect", "host": f"[{host}]" if ":" in host else host, "port": port}
